@@ -1,0 +1,130 @@
+"""Run the example notebook headlessly and print what the guardrails caught.
+
+This is what `make demo` runs. It executes `guardrails_tour.ipynb` in a real
+Jupyter kernel (nbclient), with its own audit database under `demo-output/`, then
+reads that audit log back the way a security reviewer would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+from mlsecops_jupyter.audit import query, verify
+from mlsecops_jupyter.display import Table
+
+EXAMPLES = Path(__file__).resolve().parent
+NOTEBOOK = EXAMPLES / "guardrails_tour.ipynb"
+OUTPUT = EXAMPLES.parent / "demo-output"
+
+
+def run_notebook(output: Path) -> tuple[nbformat.NotebookNode, float]:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    started = time.perf_counter()
+    # Jupyter's server tells a kernel which notebook it runs through this
+    # variable; nbclient does not, so the demo does, as JupyterLab would.
+    os.environ["JPY_SESSION_NAME"] = str(NOTEBOOK)
+    # Named like the kernels Jupyter's server starts (kernel-<id>.json), so the
+    # guardrails can tell which kernel they run in.
+    kernel_id = str(uuid.uuid4())
+    kernel = KernelManager(
+        kernel_name="python3", connection_file=str(output / f"kernel-{kernel_id}.json")
+    )
+    client = NotebookClient(
+        notebook,
+        km=kernel,
+        timeout=300,
+        resources={"metadata": {"path": str(EXAMPLES)}},
+    )
+    try:
+        client.execute()
+    finally:
+        # A graceful shutdown, as JupyterLab's, lets the guardrails record the
+        # end of the session.
+        if kernel.has_kernel:
+            kernel.shutdown_kernel(now=False)
+    nbformat.write(notebook, output / NOTEBOOK.name)
+    return notebook, time.perf_counter() - started
+
+
+def stream_text(notebook: nbformat.NotebookNode) -> list[str]:
+    lines = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                lines.extend(out.get("text", "").splitlines())
+    return lines
+
+
+def shown(path: Path) -> Path:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return path.relative_to(EXAMPLES.parent)
+    except ValueError:
+        return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="default: demo-output/")
+    output = parser.parse_args().output.resolve()
+    shutil.rmtree(output, ignore_errors=True)
+    output.mkdir(parents=True)
+    audit_db = output / "audit.sqlite3"
+    os.environ["MLSECOPS_AUDIT_DB"] = str(audit_db)
+
+    notebook, seconds = run_notebook(output)
+    print(
+        f"Ran {NOTEBOOK.relative_to(EXAMPLES.parent)} headlessly in a real kernel "
+        f"({len(notebook.cells)} cells, {seconds:.1f} s)."
+    )
+    for line in stream_text(notebook):
+        if line.startswith("mlsecops"):
+            print(f"  {line}")
+
+    entries = query(audit_db)
+    counts = Counter((e.record["kind"], e.record["severity"]) for e in entries)
+    print()
+    print(
+        Table(
+            "What the guardrails recorded",
+            ["kind", "severity", "count"],
+            [(kind, severity, n) for (kind, severity), n in sorted(counts.items())],
+            empty="nothing was recorded",
+        )
+    )
+    print()
+    who = entries[0].record["who"] if entries else {}
+    print(
+        Table(
+            "Who and where (on every event)",
+            ["field", "value"],
+            [
+                ("user", who.get("user")),
+                ("JupyterHub user", who.get("jupyterhub_user")),
+                ("host", who.get("host")),
+                ("kernel", who.get("kernel_id")),
+                ("notebook", who.get("notebook")),
+            ],
+        )
+    )
+    print()
+    result = verify(audit_db)
+    print(f"Audit log {shown(audit_db)}: {result}")
+    print(f"Executed notebook: {shown(output / NOTEBOOK.name)}")
+    print(f"Check it yourself: .venv/bin/mlsecops audit verify --db {shown(audit_db)}")
+    return 0 if result.ok and entries else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""mlsecops-jupyter: security guardrails inside the Jupyter notebook.
+
+``%load_ext mlsecops_jupyter`` switches them on in a kernel. Everything the
+extension does is also reachable from Python through the functions here and from
+a shell through the ``mlsecops`` command.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from mlsecops_jupyter.session import GuardrailBlock, Session
+
+__all__ = [
+    "GuardrailBlock",
+    "__version__",
+    "current_session",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by ``%load_ext mlsecops_jupyter``."""
+    # Imported here so that `import mlsecops_jupyter` (the CLI, scan_file from a
+    # script) does not pay for IPython's magic machinery.
+    from mlsecops_jupyter import extension
+
+    extension.load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Called by ``%unload_ext mlsecops_jupyter``."""
+    from mlsecops_jupyter import extension
+
+    extension.unload(ipython)
+
+
+def current_session() -> Session | None:
+    """This kernel's guardrail session, or None when the extension is not loaded."""
+    from mlsecops_jupyter import extension
+
+    return extension.current_session()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GuardrailBlock":
+        from mlsecops_jupyter.session import GuardrailBlock
+
+        return GuardrailBlock
+    raise AttributeError(f"module 'mlsecops_jupyter' has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""Shared fixtures: a real IPython shell with the real ``%load_ext``, isolated per test.
+
+Each test gets its own audit database and working directory, and none of the
+developer's or CI's environment (policy file, JupyterHub user) leaks in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+EXTENSION = "mlsecops_jupyter"
+_OUR_ENV = ("MLSECOPS_POLICY", "MLSECOPS_AUDIT_DB", "JUPYTERHUB_USER", "JPY_SESSION_NAME")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in _OUR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "project"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MLSECOPS_AUDIT_DB", str(tmp_path / "audit" / "audit.sqlite3"))
+    return work
+
+
+@pytest.fixture
+def audit_db(tmp_path: Path) -> Path:
+    return tmp_path / "audit" / "audit.sqlite3"
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    """The process's InteractiveShell, with the extension unloaded again afterwards."""
+    ip = InteractiveShell.instance()
+    yield ip
+    if EXTENSION in ip.extension_manager.loaded:
+        ip.run_line_magic("unload_ext", EXTENSION)
+    from mlsecops_jupyter import extension
+
+    # A test that failed half-way must not leave a session for the next one.
+    if extension.loaded_extension() is not None:
+        extension.unload(ip)
+
+
+def run(shell: InteractiveShell, code: str) -> Any:
+    """Run ``code`` as a user's cell (numbered, in history), failing the test on error."""
+    result = shell.run_cell(code, store_history=True)
+    result.raise_error()
+    return result
+
+
+def stored_records(db: Path) -> list[dict[str, Any]]:
+    """Every record in the audit database, read with plain sqlite3 (not our reader)."""
+    import json
+
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT record FROM records ORDER BY seq").fetchall()
+    return [json.loads(text) for (text,) in rows]

@@ -1,0 +1,32 @@
+"""`make demo`: the example notebook runs headlessly and the summary tells what was recorded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.kernel
+
+
+def test_demo_runs_the_example_notebook_and_verifies_its_audit_log(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "run_demo.py"), "--output", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "mlsecops guardrails on for " in out
+    assert "policy: " + str(ROOT / "examples" / "mlsecops.toml") in out
+    assert "session.started" in out
+    assert "guardrails_tour.ipynb" in out  # the notebook is on every event
+    assert "audit log OK" in out
+    assert (tmp_path / "out" / "guardrails_tour.ipynb").exists()
