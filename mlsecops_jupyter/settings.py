@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -238,6 +239,24 @@ def list_of_strings() -> Parser:
     return Parser("an array of strings", _convert_strings)
 
 
+def strings_matching(pattern: str, item: str) -> Parser:
+    """An array of strings each matching the regular expression ``pattern`` in full.
+
+    ``item`` describes one entry for error messages ("a global as module:name").
+    """
+    compiled = re.compile(pattern)
+    allowed = f"an array of strings, each {item}"
+
+    def convert(raw: Any, context: ParseContext) -> tuple[str, ...]:
+        values = _convert_strings(raw, context)
+        for index, value in enumerate(values):
+            if not compiled.fullmatch(value):
+                raise ValueError(f"item {index + 1} ({value!r}) is not {item}")
+        return values
+
+    return Parser(allowed, convert)
+
+
 def _reject_env(allowed: str, context: ParseContext) -> None:
     if context.from_env:
         # There is no unambiguous one-line spelling of a table; such settings
@@ -388,6 +407,43 @@ SETTINGS: Mapping[str, Setting] = _registry(
         "display.warnings",
         True,
         "Show guardrail warnings under the cell.",
+        boolean(),
+    ),
+    define(
+        "pickles.enabled",
+        True,
+        "Guard every unpickling in the kernel (pickle, joblib, torch, pandas, numpy, dill, ...).",
+        boolean(),
+        env="MLSECOPS_PICKLES",
+    ),
+    define(
+        "pickles.unknown_globals",
+        "warn",
+        "What to do when a pickle imports a global that is neither known safe nor known "
+        "dangerous (your own classes, an unusual library): load it with a warning, block "
+        "the load, or allow it silently.",
+        one_of("warn", "block", "allow"),
+    ),
+    define(
+        "pickles.allow",
+        (),
+        "Globals to allow by exact name, as 'module:name' (no wildcards). Known-dangerous "
+        "globals stay blocked even when listed: trust the file by digest instead.",
+        strings_matching(
+            r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", "a global as 'module:name' (mypkg.models:Churn)"
+        ),
+    ),
+    define(
+        "pickles.trusted_sha256",
+        (),
+        "SHA-256 digests of model files you trust completely: they load without any check.",
+        strings_matching(r"[0-9a-f]{64}", "a lowercase hex SHA-256 digest"),
+    ),
+    define(
+        "pickles.scan_before_load",
+        True,
+        "Scan a file statically before it is unpickled through a known loader, and show the "
+        "report when it is not safe (cached by content digest).",
         boolean(),
     ),
 )
