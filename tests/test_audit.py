@@ -10,7 +10,9 @@ What it promises, and what these tests hold it to:
 * several processes can append at once and still produce one valid chain;
 * a locked, read-only, corrupt or unreachable database never breaks the notebook:
   events wait in memory, one warning is given, and nothing is lost (they are
-  written later, or saved to a spill file that can be imported).
+  written later, or saved to a spill file that can be imported); nor does it slow
+  the notebook down: after a failed write, appends only queue for a while
+  (backoff) instead of each waiting for the lock again.
 
 Tampering is done the way an attacker would: with a raw sqlite3 connection,
 after dropping the append-only triggers.
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -47,6 +50,7 @@ from mlsecops_jupyter.audit import (
     query,
     verify,
 )
+from mlsecops_jupyter.audit.writer import _RetrySchedule
 from mlsecops_jupyter.events import Event, Record, canonical_json
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
@@ -609,7 +613,8 @@ def test_a_locked_database_keeps_events_pending_until_the_lock_goes(db: Path) ->
         holder.close()
 
     last = record(path="last.csv")
-    assert log.append(last), "the next append writes everything queued"
+    assert not log.append(last), "until the retry time, an append only queues (see backoff)"
+    assert log.flush(), "a flush (after every cell) writes everything queued at once"
     assert log.pending == []
     assert log.healthy
     assert log.status == "ok"
@@ -633,6 +638,115 @@ def test_a_log_opened_while_locked_writes_once_the_lock_goes(db: Path) -> None:
     assert log.flush()
     log.close()
     assert len(query(db)) == 2
+
+
+# --- backoff: appends do not wait for a lock they just failed to get ---------------------------
+
+
+@contextlib.contextmanager
+def locked(db: Path) -> Iterator[None]:
+    """Another process's write transaction on ``db`` for the code inside."""
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+
+
+def test_appends_while_locked_wait_for_the_lock_once_not_each_time(db: Path) -> None:
+    busy_timeout_s = 0.25  # the default busy_timeout_ms
+    problems: list[str] = []
+    log = AuditLog(db, on_problem=problems.append)
+    first = record(path="first.csv")
+    assert log.append(first)
+    queued = [record(path=f"queued-{n:02d}.csv") for n in range(20)]
+
+    with locked(db):
+        started = time.monotonic()
+        appended = [log.append(r) for r in queued]
+        elapsed = time.monotonic() - started
+        pending, status = log.pending, log.status
+
+    # The first append waits busy_timeout_s for the lock, fails and starts a 1 s
+    # backoff, during which the other 19 only queue (well under 1 ms each): about
+    # 0.25 s in all, where waiting every time took 20 x 0.25 = 5 s. The bound allows
+    # one more wait, should a very slow machine let the backoff run out mid-loop,
+    # plus 0.1 s of slack.
+    assert elapsed < 2 * busy_timeout_s + 0.1, f"20 appends took {elapsed:.3f} s"
+    assert appended == [False] * 20
+    assert pending == queued
+    assert status == "locked (20 events pending)"
+    assert len(problems) == 1
+
+    assert log.flush(), "a flush ignores the backoff"
+    assert log.pending == []
+    assert log.healthy
+    assert log.status == "ok"
+    assert log.close() is None
+    assert [e.record for e in query(db)] == [first, *queued]
+    assert verify(db).ok
+
+
+def test_appends_write_again_by_themselves_once_the_backoff_is_over(db: Path) -> None:
+    backoff_s = 0.05
+    log = AuditLog(db, busy_timeout_ms=10, retry_backoff_s=backoff_s, on_problem=lambda m: None)
+    during = [record(path=f"during-{n}.csv") for n in range(2)]
+    with locked(db):
+        assert [log.append(r) for r in during] == [False, False]
+
+    # The second append either only queued or (had the backoff run out) failed too and
+    # doubled it: either way the retry time is at most 2 * backoff_s after the lock went.
+    time.sleep(4 * backoff_s)
+    after = record(path="after.csv")
+    assert log.append(after), "the first append after the retry time writes everything queued"
+    assert log.status == "ok"
+    log.close()
+    assert [e.record for e in query(db)] == [*during, after]
+    assert verify(db).ok
+
+
+def test_until_the_retry_time_appends_only_queue_even_if_the_lock_is_gone(db: Path) -> None:
+    log = AuditLog(db, busy_timeout_ms=10, retry_backoff_s=60, on_problem=lambda m: None)
+    queued = [record(path=f"queued-{n}.csv") for n in range(3)]
+    with locked(db):
+        assert not log.append(queued[0])
+
+    assert [log.append(r) for r in queued[1:]] == [False, False]
+    assert log.pending == queued
+    assert log.status == "locked (3 events pending)"
+    assert log.close() is None, "closing flushes, whatever the backoff"
+    assert [e.record for e in query(db)] == queued
+
+
+def test_the_retry_time_doubles_while_writes_fail_up_to_30_s_and_resets_on_success() -> None:
+    now = [1000.0]
+    schedule = _RetrySchedule(1.0, clock=lambda: now[0])
+    tick = 2**-10  # exact in binary, so the clock's sums are exact too
+
+    def wait_after_a_failure() -> float:
+        schedule.failed()
+        waited = 0.0
+        while not schedule.due():
+            now[0] += tick
+            waited += tick
+        return waited
+
+    assert schedule.due(), "no failure yet"
+    assert [wait_after_a_failure() for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    schedule.succeeded()
+    assert schedule.due()
+    assert wait_after_a_failure() == 1
+
+
+def test_a_zero_backoff_retries_on_every_append_and_a_negative_one_is_refused(db: Path) -> None:
+    schedule = _RetrySchedule(0, clock=lambda: 0.0)
+    schedule.failed()
+    schedule.failed()
+    assert schedule.due()
+    with pytest.raises(ValueError, match="retry_backoff_s"):
+        AuditLog(db, retry_backoff_s=-1)
+    assert not db.exists()
 
 
 @pytest.fixture
