@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SETUP_STAMP := $(VENV)/.mlsecops-setup
 
-.PHONY: setup demo lab test lint typecheck pytest clean
+.PHONY: setup demo lab test lint typecheck pytest bench clean
 
 setup: $(SETUP_STAMP)
 
@@ -36,6 +36,12 @@ typecheck: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+## bench: speed and detection benchmarks against the named baselines (tests/benchmarks/README.md)
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[test,lab,bench]'
+	$(BIN)/python tests/benchmarks/bench_pickle_scanners.py
+	$(BIN)/python tests/benchmarks/bench_pii.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

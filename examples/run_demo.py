@@ -104,6 +104,16 @@ def main() -> int:
         )
     )
     print()
+    caught = [e.record for e in entries if e.record["severity"] != "info"]
+    print(
+        Table(
+            "What the guardrails caught (warnings and blocks, as the audit log holds them)",
+            ["cell", "kind", "severity", "summary"],
+            [(r["cell"], r["kind"], r["severity"], r["summary"]) for r in caught],
+            empty="nothing to report",
+        )
+    )
+    print()
     who = entries[0].record["who"] if entries else {}
     print(
         Table(

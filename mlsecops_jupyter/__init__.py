@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from mlsecops_jupyter.pickles.scan import scan_file
+    from mlsecops_jupyter.pii.scan import scan_frame
     from mlsecops_jupyter.session import GuardrailBlock, Session
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "__version__",
     "current_session",
     "load_ipython_extension",
+    "scan_file",
+    "scan_frame",
     "unload_ipython_extension",
 ]
 
@@ -46,9 +50,18 @@ def current_session() -> Session | None:
     return extension.current_session()
 
 
-def __getattr__(name: str) -> Any:
-    if name == "GuardrailBlock":
-        from mlsecops_jupyter.session import GuardrailBlock
+# Public names served lazily: `import mlsecops_jupyter` stays cheap (no presidio,
+# no frame library, no fickling) until one of them is used.
+_LAZY = {
+    "GuardrailBlock": "mlsecops_jupyter.session",
+    "scan_file": "mlsecops_jupyter.pickles.scan",
+    "scan_frame": "mlsecops_jupyter.pii.scan",
+}
 
-        return GuardrailBlock
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'mlsecops_jupyter' has no attribute {name!r}")

@@ -226,6 +226,35 @@ def policy_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- scan ------------------------------------------------------------------------------------
+
+
+def scan(args: argparse.Namespace) -> int:
+    from mlsecops_jupyter.pickles.files import iter_model_files
+    from mlsecops_jupyter.pickles.scan import scan_file
+    from mlsecops_jupyter.policy import load_policy
+
+    missing = [p for p in args.paths if not p.exists()]
+    for path in missing:
+        print(f"mlsecops scan: {path}: no such file or directory", file=sys.stderr)
+    if missing:
+        return EXIT_UNUSABLE
+    allow = frozenset(load_policy()["pickles.allow"])
+    results = [scan_file(path, allow=allow) for path in iter_model_files(args.paths)]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for result in results:
+            print(result if result.verdict != "safe" else result.summary())
+        counts = {v: sum(r.verdict == v for r in results) for v in ("safe", "review", "unsafe")}
+        print(
+            f"{len(results)} file(s) scanned: {counts['unsafe']} unsafe, "
+            f"{counts['review']} to review, {counts['safe']} safe"
+        )
+    failing = {"unsafe", "review"} if args.strict else {"unsafe"}
+    return EXIT_FAILED if any(r.verdict in failing for r in results) else EXIT_OK
+
+
 # --- wiring ----------------------------------------------------------------------------------
 
 
@@ -280,6 +309,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(imp)
     imp.add_argument("spill", type=Path, help="audit-pending-*.jsonl file")
     imp.set_defaults(run=audit_import)
+
+    scanner = commands.add_parser(
+        "scan",
+        help="scan model and pickle files statically, without loading them",
+        description="Scan model and pickle files statically (never unpickling them). "
+        "Directories are walked recursively; inside them, files are picked by model-file "
+        "suffix or pickle/archive magic bytes.",
+        epilog="Exit status: 0 nothing unsafe (files to review are listed); 1 at least one "
+        "unsafe file (or one to review, with --strict); 2 a path does not exist.",
+    )
+    scanner.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="files or directories")
+    scanner.add_argument("--json", action="store_true", help="print one JSON report per file")
+    scanner.add_argument(
+        "--strict", action="store_true", help="also fail on files with unknown globals (review)"
+    )
+    scanner.set_defaults(run=scan)
 
     policy = commands.add_parser("policy", help="show or check the policy")
     policy_commands = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)

@@ -24,7 +24,7 @@ from mlsecops_jupyter.audit import AuditLog
 from mlsecops_jupyter.display import Notice
 from mlsecops_jupyter.events import PolicyInvalid, Record, SessionEnded, SessionStarted
 from mlsecops_jupyter.identity import current_identity, notebook_path
-from mlsecops_jupyter.policy import load_policy
+from mlsecops_jupyter.policy import Policy, load_policy
 from mlsecops_jupyter.session import Session
 
 # Records at these severities get a line under the cell. Errors reach the user
@@ -172,7 +172,7 @@ def load(shell: Any) -> None:
     _loaded = state
     atexit.register(_close_at_exit)
 
-    for guardrail in _enabled_guardrails():
+    for guardrail in _enabled_guardrails(policy):
         install_guardrail(guardrail)
 
     session.publish(
@@ -262,10 +262,18 @@ def banner(session: Session) -> str:
     )
 
 
-def _enabled_guardrails() -> list[Guardrail]:
-    # Each capability (personal data, pickles, datasets) adds its guardrail here,
-    # switched by its policy key.
-    return []
+def _enabled_guardrails(policy: Policy) -> list[Guardrail]:
+    """The guardrails the policy switches on, each imported only when it is on."""
+    guardrails: list[Guardrail] = []
+    if policy["pii.enabled"]:
+        from mlsecops_jupyter.pii.guard import PiiGuard
+
+        guardrails.append(PiiGuard())
+    if policy["pickles.enabled"]:
+        from mlsecops_jupyter.pickles.runtime_guard import PickleGuard
+
+        guardrails.append(PickleGuard())
+    return guardrails
 
 
 def _unregister_magics(shell: Any, magics: Any) -> None:

@@ -195,3 +195,9 @@ def log(session: Session, args: argparse.Namespace) -> Table | JsonText:
         note=f"audit log: {session.audit.path}",
         empty="no events yet",
     )
+
+
+# Capabilities register their own subcommands; importing them here keeps one
+# `%mlsecops` parser. These modules import nothing heavy at import time.
+import mlsecops_jupyter.pickles.commands  # noqa: E402
+import mlsecops_jupyter.pii.commands  # noqa: E402, F401

@@ -50,6 +50,11 @@ class GuardrailBlock(Exception):
         self.how_to_allow = how_to_allow
         super().__init__(f"mlsecops blocked {what}: {why}\nTo allow it: {how_to_allow}")
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the frames of the guardrail
+        # that raised it would tell the user nothing.
+        return [f"{type(self).__name__}: {self}"]
+
 
 class Session:
     """Identity, policy, audit log and event bus of one kernel."""

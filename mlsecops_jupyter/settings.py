@@ -257,6 +257,12 @@ def strings_matching(pattern: str, item: str) -> Parser:
     return Parser(allowed, convert)
 
 
+def _convert_package_name(raw: Any, context: ParseContext) -> str:
+    if not isinstance(raw, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]*", raw.strip()):
+        raise ValueError()
+    return raw.strip()
+
+
 def _reject_env(allowed: str, context: ParseContext) -> None:
     if context.from_env:
         # There is no unambiguous one-line spelling of a table; such settings
@@ -408,6 +414,51 @@ SETTINGS: Mapping[str, Setting] = _registry(
         True,
         "Show guardrail warnings under the cell.",
         boolean(),
+    ),
+    define(
+        "pii.enabled",
+        True,
+        "Scan DataFrames (pandas, polars, pyarrow) for personal data after each cell.",
+        boolean(),
+        env="MLSECOPS_PII",
+    ),
+    define(
+        "pii.sample_size",
+        1000,
+        "Random rows examined per frame column (`%mlsecops pii VAR --full` examines all).",
+        integer(100, 100_000),
+    ),
+    define(
+        "pii.ignore_entities",
+        (),
+        "Entity types never reported (presidio names, e.g. IP_ADDRESS).",
+        strings_matching(r"[A-Z][A-Z0-9_]*", "an entity type in presidio's spelling (US_SSN)"),
+    ),
+    define(
+        "pii.skip_columns",
+        (),
+        "Column names never scanned, in any frame.",
+        list_of_strings(),
+    ),
+    define(
+        "pii.skip_variables",
+        (),
+        "Variable names the post-cell scan never looks at.",
+        list_of_strings(),
+    ),
+    define(
+        "pii.actions",
+        {},
+        "What finding an entity type does: warn (the default), block (the cell ends with an "
+        'error, e.g. {US_SSN = "block"}) or ignore.',
+        table_of(one_of("warn", "block", "ignore")),
+    ),
+    define(
+        "pii.spacy_model",
+        "",
+        "Name of an installed spaCy model package used for names and places in free text; "
+        "never downloaded. Empty: no NER model.",
+        Parser("a spaCy model package name, or empty", _convert_package_name),
     ),
     define(
         "pickles.enabled",

@@ -62,3 +62,13 @@ def stored_records(db: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(db) as connection:
         rows = connection.execute("SELECT record FROM records ORDER BY seq").fetchall()
     return [json.loads(text) for (text,) in rows]
+
+
+def installed_guardrail(kind: type) -> Any:
+    """The guardrail of type ``kind`` that ``%load_ext`` switched on (failing the test if none)."""
+    from mlsecops_jupyter import extension
+
+    state = extension.loaded_extension()
+    assert state is not None, "the extension is not loaded"
+    [guardrail] = [g for g in state.guardrails if isinstance(g, kind)]
+    return guardrail

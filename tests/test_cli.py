@@ -147,3 +147,66 @@ def test_version_and_help() -> None:
     assert mlsecops("--version").stdout.startswith("mlsecops-jupyter ")
     assert "audit" in mlsecops("--help").stdout
     assert mlsecops().returncode == 2
+
+
+# --- mlsecops scan -------------------------------------------------------------------------
+
+
+class _RunsShell:
+    """What an attacker puts in a model file (never loaded here: only scanned)."""
+
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.canary}",))
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    """A model directory: a safe array, an unsafe pickle, and data files that are not models."""
+    import pickle
+
+    import numpy as np
+
+    directory = tmp_path / "models"
+    (directory / "nested").mkdir(parents=True)
+    np.save(directory / "weights.npy", np.arange(12.0))
+    (directory / "nested" / "shared.bin").write_bytes(
+        pickle.dumps(_RunsShell(tmp_path / "canary"), protocol=4)
+    )
+    (directory / "customers.csv").write_text("id,email\n1,a@example.com\n")
+    (directory / "README.md").write_text("# models\n")
+    return directory
+
+
+def test_scan_finds_the_unsafe_file_in_a_directory_and_fails(models: Path, tmp_path: Path) -> None:
+    result = mlsecops("scan", str(models))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "posix:system" in result.stdout
+    assert str(models / "nested" / "shared.bin") in result.stdout
+    assert "2 file(s) scanned: 1 unsafe, 0 to review, 1 safe" in result.stdout
+    assert "customers.csv" not in result.stdout  # data files are not models
+    assert not (tmp_path / "canary").exists()
+
+
+def test_scan_json_reports_each_file(models: Path) -> None:
+    result = mlsecops("scan", "--json", str(models / "weights.npy"), str(models / "nested"))
+
+    reports = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert [(Path(r["path"]).name, r["verdict"]) for r in reports] == [
+        ("weights.npy", "safe"),
+        ("shared.bin", "unsafe"),
+    ]
+    assert len(reports[1]["sha256"]) == 64
+    assert reports[1]["findings"][0]["global"] == "posix:system"
+
+
+def test_scan_of_safe_files_passes_and_a_missing_path_is_an_error(models: Path) -> None:
+    assert mlsecops("scan", str(models / "weights.npy")).returncode == 0
+    missing = mlsecops("scan", str(models / "nope.pkl"))
+    assert missing.returncode == 2 and "nope.pkl" in missing.stderr

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 GlobalKind = Literal["safe", "dangerous", "unknown"]
 Verdict = Literal["safe", "review", "unsafe"]
+Parser = Literal["fickling", "pickletools"]
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -36,6 +37,34 @@ class GlobalVerdict:
     ref: GlobalRef
     kind: GlobalKind
     reason: str  # why it is dangerous / safe / unknown, one short phrase
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddedFile:
+    """A bytes constant passed to a call that reads it as a file of its own.
+
+    ``torch.storage._load_from_bytes(b"...")`` runs ``torch.load`` on it. The
+    opcode replay records where the constant is (``position``, in its stream);
+    the scanner scans it as a file and fills in its ``verdict``.
+    """
+
+    position: int
+    verdict: Verdict | None = None  # None: not scanned (yet)
+
+
+# One argument of a call the scanner checks by its arguments (see
+# ``globals_policy.ARGUMENT_CHECKED``): a global (as the pickle names it, before
+# normalisation), a constant, or a bytes constant read as a file.
+CallArgument = GlobalRef | str | int | float | bool | None | EmbeddedFile
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamParser:
+    """Which parser read one pickle stream (fickling, or pickletools where fickling cannot)."""
+
+    member: str | None
+    stream: int
+    parser: Parser
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +104,7 @@ class FileScan:
     # the scanner fails closed).
     errors: tuple[str, ...] = ()
     streams: int = 0  # pickle streams analysed
+    parsers: tuple[StreamParser, ...] = ()  # which parser read each pickle stream
 
     @property
     def dangerous(self) -> tuple[Finding, ...]:
@@ -94,6 +124,7 @@ class FileScan:
             "streams": self.streams,
             "findings": [f.to_dict() for f in self.findings],
             "errors": list(self.errors),
+            "parsers": [dataclasses.asdict(parser) for parser in self.parsers],
         }
 
     def summary(self) -> str:

@@ -1,0 +1,122 @@
+"""Word lists for recognising names and addresses without any NER model.
+
+First names, surnames, street words and city names come from Faker's locale
+providers (a maintained package the project already depends on), read once,
+lazily, on first use. Words are folded to lower case without accents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+LOCALES: tuple[str, ...] = (
+    "en_US", "en_GB", "en_IE", "fr_FR", "fr_CH", "de_DE", "de_AT", "es_ES", "es_MX", "nl_NL",
+    "nl_BE", "it_IT", "pt_PT", "pt_BR",
+)  # fmt: skip
+
+# Street words Faker does not list as such (its formats spell them inline).
+_STREET_WORDS = _wordset(
+    """
+    street st road rd avenue ave av lane ln drive dr boulevard blvd court ct place pl square
+    sq way terrace close crescent highway hwy parkway row walk mews grove gardens hill rue
+    avenue allee allée chemin impasse quai cours route place passage faubourg strasse straße
+    str weg gasse platz allee ring damm ufer chaussee calle avenida av avda plaza paseo
+    camino carrera ronda travesia travesía carretera straat laan weg plein gracht kade
+    singel dreef dijk hof via viale piazza corso vicolo largo rua
+    """
+)
+_STREET_SUFFIXES = (
+    "strasse", "straße", "str.", "weg", "gasse", "platz", "straat", "laan", "plein", "gracht",
+)  # fmt: skip
+# Titles and particles that appear in name cells but are not names.
+TITLES = _wordset(
+    """
+    mr mrs ms miss mx dr prof sir madam herr frau m mme mlle sr sra srta dhr mevr jr ii iii
+    iv phd md dds dvm esq ing dipl univ mag mba ba bsc msc
+    """
+)
+PARTICLES = _wordset(
+    """
+    van von der den de del della di da dos das du la le ten ter y e zu
+    """
+)
+
+
+# Everyday words that some locale lists as a surname.
+_COMMON_WORDS = _wordset(
+    """
+    the and new old for not all one two big top pro max mini plus red blue green black white
+    grey gray gold silver park street road house home hill long short small large
+    """
+)
+
+
+def fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.replace("ß", "ss"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def _words(values: Iterable[Any]) -> set[str]:
+    out: set[str] = set()
+    for value in values:
+        for word in re.split(r"[\s\-]+", fold(str(value))):
+            word = word.strip(".'")
+            if len(word) >= 2:
+                out.add(word)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Gazetteer:
+    first_names: frozenset[str]
+    last_names: frozenset[str]
+    street_words: frozenset[str]
+    cities: frozenset[str]
+
+    def is_name_word(self, word: str) -> bool:
+        return word in self.first_names or word in self.last_names
+
+    def is_street_word(self, word: str) -> bool:
+        return word in self.street_words or word.endswith(_STREET_SUFFIXES)
+
+
+def _provider(kind: str, locale: str) -> Any:
+    try:
+        return importlib.import_module(f"faker.providers.{kind}.{locale}").Provider
+    except ImportError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def gazetteer() -> Gazetteer:
+    first: set[str] = set()
+    last: set[str] = set()
+    streets: set[str] = set(_STREET_WORDS)
+    cities: set[str] = set()
+    for locale in LOCALES:
+        person = _provider("person", locale)
+        if person is not None:
+            for attr in ("first_names", "first_names_male", "first_names_female"):
+                first |= _words(getattr(person, attr, ()) or ())
+            last |= _words(getattr(person, "last_names", ()) or ())
+        address = _provider("address", locale)
+        if address is not None:
+            for attr in ("street_suffixes", "street_prefixes", "street_suffixes_long"):
+                streets |= _words(getattr(address, attr, ()) or ())
+            for value in getattr(address, "cities", ()) or ():
+                cities.add(fold(str(value)))
+    # Very short words make too many accidental hits ("Al", "Le", "Do").
+    first = {w for w in first if len(w) >= 3} - _COMMON_WORDS
+    last = {w for w in last if len(w) >= 3} - _COMMON_WORDS
+    return Gazetteer(frozenset(first), frozenset(last), frozenset(streets), frozenset(cities))
