@@ -74,6 +74,12 @@ def shown(path: Path) -> Path:
         return path
 
 
+def shown_uri(uri: str) -> str:
+    """A file URI inside the repository, shown relative to it."""
+    prefix = f"file://{EXAMPLES.parent}/"
+    return uri[len(prefix) :] if uri.startswith(prefix) else uri
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=OUTPUT, help="default: demo-output/")
@@ -111,6 +117,26 @@ def main() -> int:
             ["cell", "kind", "severity", "summary"],
             [(r["cell"], r["kind"], r["severity"], r["summary"]) for r in caught],
             empty="nothing to report",
+        )
+    )
+    print()
+    accesses = [e.record for e in entries if e.record["kind"] in ("dataset.read", "dataset.write")]
+    print(
+        Table(
+            "Datasets read and written (with content digests)",
+            ["cell", "mode", "reader", "uri", "bytes", "sha256"],
+            [
+                (
+                    r["cell"],
+                    r["data"]["mode"],
+                    r["data"]["reader"],
+                    shown_uri(r["data"]["uri"]),
+                    r["data"]["bytes"],
+                    (r["data"]["sha256"] or r["data"].get("hash_status") or "")[:16],
+                )
+                for r in accesses
+            ],
+            empty="no dataset was read",
         )
     )
     print()

@@ -273,6 +273,10 @@ def _enabled_guardrails(policy: Policy) -> list[Guardrail]:
         from mlsecops_jupyter.pickles.runtime_guard import PickleGuard
 
         guardrails.append(PickleGuard())
+    if policy["datasets.enabled"]:
+        from mlsecops_jupyter.datasets.guard import DatasetGuard
+
+        guardrails.append(DatasetGuard())
     return guardrails
 
 

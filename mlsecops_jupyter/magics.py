@@ -199,5 +199,6 @@ def log(session: Session, args: argparse.Namespace) -> Table | JsonText:
 
 # Capabilities register their own subcommands; importing them here keeps one
 # `%mlsecops` parser. These modules import nothing heavy at import time.
+import mlsecops_jupyter.datasets.commands  # noqa: E402
 import mlsecops_jupyter.pickles.commands  # noqa: E402
 import mlsecops_jupyter.pii.commands  # noqa: E402, F401

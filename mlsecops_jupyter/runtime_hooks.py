@@ -18,9 +18,10 @@ writes, imports) are not dispatched again on that thread.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlsecops_jupyter.session import GuardrailBlock
@@ -99,6 +100,21 @@ def register(
                 _HANDLERS.pop(event, None)
 
     return unregister
+
+
+OWN_IO: contextvars.ContextVar[bool] = contextvars.ContextVar("mlsecops_own_io", default=False)
+"""True while a guardrail reads files for its own work (hashing, scanning a model):
+those reads are not the user's, and the dataset tracker does not record them."""
+
+
+@contextlib.contextmanager
+def own_io() -> Iterator[None]:
+    """Mark the file access inside as the guardrails' own, not the user's."""
+    token = OWN_IO.set(True)
+    try:
+        yield
+    finally:
+        OWN_IO.reset(token)
 
 
 def registered_events() -> frozenset[str]:

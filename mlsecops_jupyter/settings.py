@@ -351,6 +351,53 @@ def array_of_tables(description: str, fields: Mapping[str, Field]) -> Parser:
     return Parser(allowed, convert)
 
 
+def _convert_text(raw: Any, context: ParseContext) -> str:
+    if not isinstance(raw, str):
+        raise ValueError()
+    return raw
+
+
+def text() -> Parser:
+    """Any string."""
+    return Parser("a string", _convert_text)
+
+
+def _convert_dataset_pattern(raw: Any, context: ParseContext) -> str:
+    if not isinstance(raw, str):
+        raise ValueError()
+    pattern = raw.strip()
+    if not pattern:
+        raise ValueError("the pattern is empty")
+    scheme, sep, _ = pattern.partition("://")
+    if sep and scheme != "file":
+        return pattern  # a URL pattern: s3://bucket/pii/*, sqlite:///*, https://host/*
+    if sep:
+        pattern = pattern[len("file://") :]
+    path = Path(pattern).expanduser()
+    if not path.is_absolute():
+        path = context.base_dir / path
+    # Lexical normalisation only: the pattern may hold globs and need not exist.
+    return os.path.normpath(path)
+
+
+def dataset_pattern() -> Parser:
+    """A path glob (relative to the policy file) or a URL pattern."""
+    return Parser(
+        "a path or glob (relative to the policy file's directory) or a URL pattern",
+        _convert_dataset_pattern,
+    )
+
+
+_DATASET_RULE_FIELDS = {
+    "match": Field(dataset_pattern(), required=True),
+    "action": Field(one_of("allow", "warn", "block", "require_justification"), required=True),
+    "mode": Field(one_of("read", "write", "any"), default="any"),
+    "roles": Field(list_of_strings(), default=()),
+    "users": Field(list_of_strings(), default=()),
+    "reason": Field(text(), default=""),
+}
+
+
 # --- the registry ------------------------------------------------------------
 
 
@@ -496,6 +543,43 @@ SETTINGS: Mapping[str, Setting] = _registry(
         "Scan a file statically before it is unpickled through a known loader, and show the "
         "report when it is not safe (cached by content digest).",
         boolean(),
+    ),
+    define(
+        "datasets.enabled",
+        True,
+        "Record every dataset the kernel reads or writes (files, URLs, SQL), with digests, "
+        "and apply the dataset rules.",
+        boolean(),
+        env="MLSECOPS_DATASETS",
+    ),
+    define(
+        "datasets.rules",
+        (),
+        "Who may read or write what: [[datasets.rules]] tables with match (path glob or URL "
+        "pattern), action (allow, warn, block, require_justification), optional mode (read, "
+        "write, any), roles, users and reason. The first matching rule decides.",
+        array_of_tables("match, action, mode, roles, users, reason", _DATASET_RULE_FIELDS),
+    ),
+    define(
+        "datasets.background_hash_bytes",
+        256 * 1024 * 1024,
+        "Files larger than this (bytes) are hashed in the background; the digest arrives "
+        "as a dataset.hashed event.",
+        integer(0, 1 << 50),
+    ),
+    define(
+        "datasets.ignore_paths",
+        (),
+        "Directories (or files) whose accesses are never recorded nor checked, besides the "
+        "built-in noise (interpreter, packages, Jupyter/IPython dirs, caches, /proc, /dev).",
+        list_of_strings(),
+    ),
+    define(
+        "roles.members",
+        {},
+        "Role name = its members: user names (OS or JupyterHub) or group:NAME for an OS "
+        "group, used by the roles field of dataset rules.",
+        table_of(list_of_strings()),
     ),
 )
 """Every policy setting, keyed by dotted key, in documentation order."""

@@ -27,6 +27,12 @@ def test_demo_runs_the_example_notebook_and_verifies_its_audit_log(tmp_path: Pat
     assert "mlsecops guardrails on for " in out
     assert "policy: " + str(ROOT / "examples" / "mlsecops.toml") in out
     assert "session.started" in out
+    # What each guardrail caught in the tour, as the audit log holds it:
+    assert "dataset.blocked" in out and "dataset.justified" in out
+    assert "examples/data/customers.csv" in out and "pandas.read_csv" in out
+    assert "pii.found" in out and "EMAIL_ADDRESS" in out
+    assert "pickle.blocked" in out and "posix:system" in out
+    assert not (ROOT / "examples" / "outputs" / "owned.txt").exists()
     assert "guardrails_tour.ipynb" in out  # the notebook is on every event
     assert "audit log OK" in out
     assert (tmp_path / "out" / "guardrails_tour.ipynb").exists()

@@ -44,6 +44,8 @@ def test_scan_shows_the_dangerous_global_and_records_the_scan(
     assert scanned["data"]["verdict"] == "unsafe"
     assert scanned["data"]["globals"] == ["posix:system"]
     assert len(scanned["data"]["sha256"]) == 64
+    # The scanner's own reads are not the user's dataset accesses.
+    assert not [r for r in stored_records(audit_db) if r["kind"].startswith("dataset.")]
 
 
 def test_scan_json_and_a_missing_path(shell: InteractiveShell, shared_model: Path) -> None:

@@ -75,6 +75,7 @@ from mlsecops_jupyter.pickles.globals_policy import (
     resolve,
 )
 from mlsecops_jupyter.pickles.verdicts import FileScan, GlobalRef, GlobalVerdict
+from mlsecops_jupyter.runtime_hooks import own_io
 from mlsecops_jupyter.session import GuardrailBlock, Session
 from mlsecops_jupyter.wrapping import Patch, Patcher
 
@@ -766,7 +767,7 @@ class _FileDigests:
 
 def _sha256_of(path: str) -> str:
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with own_io(), Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

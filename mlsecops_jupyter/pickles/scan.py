@@ -102,6 +102,7 @@ from mlsecops_jupyter.pickles.verdicts import (
     StreamParser,
     Verdict,
 )
+from mlsecops_jupyter.runtime_hooks import own_io
 
 __all__ = [
     "ScanLimits",
@@ -145,8 +146,11 @@ def scan_file(
     ``allow`` holds ``module:name`` globals the caller accepts as safe (the
     policy's allow list). ``limits`` bounds decompression and nesting.
     """
-    limits = limits or ScanLimits()
-    display = os.fspath(path)
+    with own_io():  # the scanner's reads are not the user's dataset accesses
+        return _scan_path(os.fspath(path), allow, limits or ScanLimits())
+
+
+def _scan_path(display: str, allow: frozenset[str], limits: ScanLimits) -> FileScan:
     try:
         handle = open(display, "rb")  # noqa: SIM115, PTH123 - closed below, after the scan
     except OSError as error:

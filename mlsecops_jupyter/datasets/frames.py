@@ -1,0 +1,62 @@
+"""What a reader returned: rows, columns and a schema fingerprint, and SQL result digests.
+
+Looked up by type name and module, so that no frame library is imported here.
+The schema fingerprint is the first 16 hex digits of the SHA-256 of the
+canonical JSON of ``[[column, dtype], ...]``: equal schemas, equal fingerprints,
+across sessions and machines (for the same library).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+from mlsecops_jupyter.events import canonical_json
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameShape:
+    library: str
+    rows: int
+    columns: int
+    schema_fingerprint: str
+
+
+def _fingerprint(schema: list[tuple[str, str]]) -> str:
+    return hashlib.sha256(canonical_json(schema).encode()).hexdigest()[:16]
+
+
+def frame_shape(value: Any) -> FrameShape | None:
+    """The shape of a pandas/polars DataFrame or a pyarrow Table, else None."""
+    module = type(value).__module__.partition(".")[0]
+    name = type(value).__name__
+    if module == "pandas" and name == "DataFrame":
+        schema = [(str(c), str(t)) for c, t in value.dtypes.items()]
+        return FrameShape("pandas", len(value), len(value.columns), _fingerprint(schema))
+    if module == "polars" and name == "DataFrame":
+        schema = [(str(c), str(t)) for c, t in value.schema.items()]
+        return FrameShape("polars", value.height, value.width, _fingerprint(schema))
+    if module == "pyarrow" and name in ("Table", "RecordBatch"):
+        schema = [(f.name, str(f.type)) for f in value.schema]
+        return FrameShape("pyarrow", value.num_rows, value.num_columns, _fingerprint(schema))
+    return None
+
+
+def result_sha256(frame: Any) -> str | None:
+    """A digest of a pandas result frame: column names, dtypes, and every row's hash.
+
+    ``pandas.util.hash_pandas_object`` hashes each row (index excluded) in native
+    code; the digest is SHA-256 over the schema's canonical JSON followed by
+    those 64-bit row hashes. Reproduce it with :func:`result_sha256`.
+    """
+    if type(frame).__module__.partition(".")[0] != "pandas":
+        return None
+    import pandas as pd  # type: ignore[import-untyped]
+
+    digest = hashlib.sha256()
+    digest.update(canonical_json([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    if len(frame.columns):
+        rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        digest.update(rows.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,802 @@
+"""The ``datasets`` guardrail: every dataset the kernel reads or writes, recorded.
+
+Two ways in, one record per (cell, URI, mode):
+
+- **The ``open`` audit event** (through :mod:`mlsecops_jupyter.runtime_hooks`)
+  sees every file Python opens: ``open``, ``csv``, ``json``, numpy, pandas' CSV
+  and JSON parsers, pickle, joblib. Noise (imports, the interpreter, Jupyter
+  and IPython files, caches, the audit database) is dropped with one
+  ``startswith`` over precomputed prefixes; each path's verdict is cached.
+- **Wrappers** (:mod:`.readers`) around readers that do their I/O in native
+  code or over a connection (pyarrow, polars, pandas' parquet/feather/orc,
+  DuckDB, SQL, fsspec, torch.save) and around the common pandas readers, for the
+  reader's name and the frame it returned (rows, columns, schema fingerprint).
+  A wrapper checks the policy *before* calling the reader, never changes the
+  return value, and while it runs the ``open`` listener stands aside so the
+  read is recorded once, by the wrapper.
+
+Reads are hashed when they happen (small files synchronously, cached by file
+version; large ones in the background, with a ``dataset.hashed`` update).
+Writes through ``open`` are hashed after the cell, when the file is complete;
+writes through a wrapper right after it returns.
+
+The PII link: a wrapper remembers the frame it returned (weakly). When the
+personal-data guard publishes ``pii.found``/``pii.blocked`` for a variable
+bound to that very frame, a ``dataset.pii`` event ties the finding to the
+access. A frame derived from it (filtered, joined) is not linked.
+"""
+
+# os.path on the open-event hot path: str in, str out, no Path objects:
+# ruff: noqa: PTH109, PTH118
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import functools
+import itertools
+import os
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlsecops_jupyter import runtime_hooks
+from mlsecops_jupyter.datasets.digests import (
+    BackgroundHasher,
+    DigestCache,
+    FileVersion,
+    HashFailure,
+    HashJob,
+    describe_os_error,
+)
+from mlsecops_jupyter.datasets.events import (
+    DatasetBlocked,
+    DatasetHashed,
+    DatasetHashFailed,
+    DatasetJustified,
+    DatasetPiiLinked,
+    DatasetRead,
+    DatasetWarned,
+    DatasetWritten,
+)
+from mlsecops_jupyter.datasets.frames import FrameShape, frame_shape, result_sha256
+from mlsecops_jupyter.datasets.locations import (
+    canonical_uri,
+    file_uri,
+    is_noise,
+    noise_prefixes,
+)
+from mlsecops_jupyter.datasets.readers import READERS, ReaderEntry
+from mlsecops_jupyter.datasets.rules import People, Rule, decide, rules_of
+from mlsecops_jupyter.datasets.sources import database_of, files_in_sql, query_text, targets_of
+from mlsecops_jupyter.events import Event, Record, iso_time, utc_now
+from mlsecops_jupyter.session import GuardrailBlock, Session
+from mlsecops_jupyter.wrapping import Patch, Patcher
+
+if TYPE_CHECKING:
+    from mlsecops_jupyter.extension import CellHooks
+
+NAME = "datasets"
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_DIRECTORY_FLAG = getattr(os, "O_DIRECTORY", 0)
+_HASHABLE_REMOTE = frozenset({"memory"})  # in-process file systems: hashing costs no transfer
+_NOISE = "noise"
+_MAX_PATHS = 20_000
+_MAX_FRAMES = 1_000
+
+# Set while a wrapped reader runs: nested wrappers and the open listener stand aside.
+_INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("mlsecops_dataset", default=False)
+
+
+class DatasetAccessBlocked(GuardrailBlock):
+    """A read or write the dataset policy forbids (or wants justified first)."""
+
+    def __init__(self, *, uri: str, mode: str, rule: Rule, policy_file: str | None) -> None:
+        self.uri = uri
+        self.mode = mode
+        self.rule = rule
+        where = f"in {policy_file}" if policy_file else "in the policy"
+        because = f": {rule.reason}" if rule.reason else ""
+        why = f"dataset {rule.describe()} {where} forbids it{because}"
+        if rule.action == "require_justification":
+            why = f"dataset {rule.describe()} {where} requires a justification first{because}"
+            how = (
+                'record why you need it with %mlsecops justify "your reason" (stored in the '
+                "audit log with your identity; it applies to this rule for this session), "
+                "then run the cell again"
+            )
+        else:
+            how = (
+                f"ask whoever owns {policy_file or 'the policy'} for access "
+                f"([[datasets.rules]] entry {rule.index}). No data was "
+                f"{'read' if mode == 'read' else 'written'}."
+            )
+        super().__init__(f"{'reading' if mode == 'read' else 'writing'} {uri}", why, how)
+
+
+@dataclasses.dataclass
+class DatasetAccess:
+    """One recorded access, as ``%mlsecops datasets`` shows it."""
+
+    id: str
+    scope: int
+    cell: int | None
+    time: str
+    uri: str
+    mode: str
+    reader: str
+    path: str | None
+    bytes: int | None = None
+    sha256: str | None = None
+    hash_status: str = "not hashed"
+    frame: FrameShape | None = None
+    database: str | None = None
+    query: str | None = None
+    result_sha256: str | None = None
+    rule: Rule | None = None
+    justification_id: str | None = None
+    pii: tuple[str, ...] = ()
+    job: HashJob | None = None
+
+    def status(self) -> str:
+        if self.hash_status == "pending" and self.job is not None:
+            return f"hashing {self.job.percent}%"
+        return self.hash_status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "access_id": self.id,
+            "cell": self.cell,
+            "time": self.time,
+            "uri": self.uri,
+            "mode": self.mode,
+            "reader": self.reader,
+            "path": self.path,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "hash_status": self.status(),
+            "rows": self.frame.rows if self.frame else None,
+            "columns": self.frame.columns if self.frame else None,
+            "schema_fingerprint": self.frame.schema_fingerprint if self.frame else None,
+            "frame_library": self.frame.library if self.frame else None,
+            "database": self.database,
+            "query": self.query,
+            "result_sha256": self.result_sha256,
+            "rule": self.rule.index if self.rule else None,
+            "rule_action": self.rule.action if self.rule else None,
+            "justification_id": self.justification_id,
+            "pii": list(self.pii),
+        }
+
+    def event(self) -> DatasetRead | DatasetWritten:
+        data = self.to_dict()
+        data["hash_status"] = self.hash_status
+        for key in ("cell", "time", "pii"):
+            data.pop(key)
+        cls = DatasetRead if self.mode == "read" else DatasetWritten
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    uri: str
+    path: str | None
+    hash_with: Any = None  # (fsspec file system, path) for in-process remote files
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What a wrapped call is about to touch, checked against the policy before it runs."""
+
+    entry: ReaderEntry
+    mode: str
+    targets: list[_Target]
+    rules: list[Rule | None]
+    database: str | None = None
+    query: str | None = None
+
+
+class DatasetGuard:
+    """Guardrail protocol: the ``open`` listener, the reader wrappers, the policy."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self._session: Session | None = None
+        self._on = False
+        self._shell: Any = None
+        self._patcher = Patcher(on_error=self._record_failure)
+        self._unregister: list[Callable[[], None]] = []
+        self._rules: tuple[Rule, ...] = ()
+        self._people: People | None = None
+        self._prefixes: tuple[str, ...] = ()
+        self._noise_files: frozenset[str] = frozenset()
+        self._paths: dict[str, tuple[str, str] | str] = {}  # abs path -> (uri, real) or noise
+        self._threshold = 256 * 1024 * 1024
+        self._scope = 0
+        self._scopes = itertools.count(1)
+        self._lock = threading.RLock()
+        self.accesses: list[DatasetAccess] = []
+        self._by_key: dict[tuple[Any, ...], DatasetAccess] = {}
+        # (uri, mode) -> target, reader, rule: writes hashed after the cell, once complete
+        self._pending_writes: dict[tuple[str, str], tuple[_Target, str, Rule | None]] = {}
+        self._warned: set[tuple[int, str, int]] = set()
+        self._justified: dict[int, str] = {}  # rule index -> justification record id
+        self.last_blocked: tuple[Rule, str] | None = None
+        self._frames: dict[int, tuple[Any, DatasetAccess]] = {}
+        self._cache = DigestCache()
+        self.hasher = BackgroundHasher(self._cache, self._hash_done)
+
+    # --- Guardrail protocol ---------------------------------------------------------------
+
+    def install(self, session: Session, hooks: CellHooks) -> None:
+        import IPython
+
+        policy = session.policy
+        self._session = session
+        if not policy["datasets.enabled"]:
+            return
+        self._shell = IPython.get_ipython()
+        self._rules = rules_of(policy["datasets.rules"])
+        self._people = People(session.identity, policy["roles.members"])
+        self._threshold = int(policy["datasets.background_hash_bytes"])
+        audit = os.path.realpath(session.audit.path)
+        noise_files = {audit + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+        if policy.source is not None:
+            noise_files.add(os.path.realpath(policy.source.path))
+        self._noise_files = frozenset(noise_files)
+        self._prefixes = noise_prefixes(policy["datasets.ignore_paths"])
+        self._scope = next(self._scopes)
+        self._on = True
+        self._unregister.append(
+            runtime_hooks.register("open", self._on_open, on_error=self._record_failure)
+        )
+        self._unregister.append(
+            runtime_hooks.register(
+                "sqlite3.connect", self._on_sqlite_connect, on_error=self._record_failure
+            )
+        )
+        self._patcher.start(Patch(e.module, e.attribute, self._wrapper_maker(e)) for e in READERS)
+        self._unregister.append(session.subscribe(self._on_record))
+        hooks.add("pre_run_cell", NAME, self._before_cell)
+        hooks.add("post_run_cell", NAME, self._after_cell)
+
+    def uninstall(self) -> None:
+        if self._on:
+            with self._guard():
+                self._flush_writes()
+        self._on = False
+        for unregister in reversed(self._unregister):
+            with contextlib.suppress(Exception):
+                unregister()
+        self._unregister.clear()
+        self._patcher.stop()
+        self.hasher.stop()
+        self._paths.clear()
+        self._frames.clear()
+
+    # --- cells ---------------------------------------------------------------------------
+
+    def _before_cell(self, info: object = None) -> None:
+        if self._on:
+            self._scope = next(self._scopes)
+            self._patcher.refresh()
+
+    def _after_cell(self, result: object = None) -> None:
+        if self._on and self._pending_writes:
+            self._flush_writes()
+
+    # --- the open listener -----------------------------------------------------------------
+
+    def _on_open(self, args: tuple[Any, ...]) -> None:
+        if not self._on or _INSIDE.get() or runtime_hooks.OWN_IO.get():
+            return
+        raw, mode, flags = args[0], args[1], args[2]
+        if isinstance(raw, bytes):
+            raw = os.fsdecode(raw)
+        elif not isinstance(raw, str):
+            return  # a file descriptor
+        if isinstance(flags, int) and flags & _DIRECTORY_FLAG:
+            return
+        if isinstance(mode, str):
+            writing = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+        else:
+            writing = isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+        known = self._paths.get(raw) if raw[:1] == os.sep else None
+        if known is None:
+            known = self._classify(raw)
+        if isinstance(known, str):
+            return  # noise
+        uri, real = known
+        access_mode = "write" if writing else "read"
+        if (self._scope, uri, access_mode, None) in self._by_key:
+            return
+        rule = self._check(uri, real, access_mode, "open")
+        if writing:
+            with self._lock:
+                self._pending_writes.setdefault(
+                    (uri, access_mode), (_Target(uri, real), "open", rule)
+                )
+            return
+        try:
+            version = FileVersion.of(real)
+        except FileNotFoundError:
+            return  # the open fails: nothing was read
+        except (OSError, HashFailure) as error:
+            self._track(uri, real, "read", "open", rule=rule, failure=_reason(error))
+            return
+        self._track(uri, real, "read", "open", rule=rule, version=version)
+
+    def _classify(self, raw: str) -> tuple[str, str] | str:
+        path = os.path.normpath(raw if raw[:1] == os.sep else os.path.join(os.getcwd(), raw))
+        if is_noise(path, self._prefixes, self._noise_files):
+            verdict: tuple[str, str] | str = _NOISE
+        else:
+            real = os.path.realpath(path)
+            if real != path and is_noise(real, self._prefixes, self._noise_files):
+                verdict = _NOISE
+            else:
+                verdict = (file_uri(real), real)
+        if raw[:1] == os.sep:
+            if len(self._paths) > _MAX_PATHS:
+                self._paths.clear()
+            self._paths[raw] = verdict
+        return verdict
+
+    def _on_sqlite_connect(self, args: tuple[Any, ...]) -> None:
+        # SQLite reads its file in C: no `open` event. The policy is checked here;
+        # what was read is recorded by the SQL reader wrappers.
+        if not self._on or _INSIDE.get():
+            return
+        database = args[0] if args else None
+        if isinstance(database, bytes):
+            database = os.fsdecode(database)
+        if not isinstance(database, str) or database in ("", ":memory:"):
+            return
+        if database.startswith("file:"):
+            database = database[len("file:") :].partition("?")[0]
+        known = self._classify(database)
+        if isinstance(known, str):
+            return  # noise
+        _, real = known
+        self._check("sqlite:///" + real, real, "read", "sqlite3.connect")
+
+    def _flush_writes(self) -> None:
+        with self._lock:
+            pending = dict(self._pending_writes)
+            self._pending_writes.clear()
+        for (uri, mode), (target, reader, rule) in pending.items():
+            real = target.path
+            if real is None:
+                self._track(uri, None, mode, reader, rule=rule, hash_with=target.hash_with)
+                continue
+            try:
+                version = FileVersion.of(real)
+            except FileNotFoundError:
+                continue  # written and removed within the cell, or never created
+            except (OSError, HashFailure) as error:
+                self._track(uri, real, mode, reader, rule=rule, failure=_reason(error))
+                continue
+            self._track(uri, real, mode, reader, rule=rule, version=version)
+
+    # --- the policy --------------------------------------------------------------------
+
+    def _check(self, uri: str, path: str | None, mode: str, reader: str) -> Rule | None:
+        """The rule that applies; raises :class:`DatasetAccessBlocked` for a block."""
+        if not self._rules or self._people is None:
+            return None
+        rule = decide(self._rules, self._people, uri, path, mode)
+        if rule is None or rule.action in ("allow", "warn"):
+            return rule
+        if rule.action == "require_justification" and rule.index in self._justified:
+            return rule
+        session = self._session
+        assert session is not None
+        self.last_blocked = (rule, uri)
+        session.publish(
+            DatasetBlocked(
+                uri=uri,
+                mode=mode,
+                reader=reader,
+                rule=rule.index,
+                match=rule.match,
+                action=rule.action,
+                reason=rule.reason,
+            )
+        )
+        source = session.policy.source
+        raise DatasetAccessBlocked(
+            uri=uri, mode=mode, rule=rule, policy_file=str(source) if source else None
+        )
+
+    def justify(self, reason: str, rule_index: int | None = None) -> Record:
+        """Record a justification for a ``require_justification`` rule; unblocks it here."""
+        session = self._session
+        if session is None or not self._on:
+            raise RuntimeError("the dataset guard is not on")
+        uri: str | None = None
+        if rule_index is None:
+            if self.last_blocked is None:
+                raise ValueError(
+                    "nothing is waiting for a justification: name the rule with --rule N"
+                )
+            rule, uri = self.last_blocked
+        else:
+            found = [r for r in self._rules if r.index == rule_index]
+            if not found:
+                raise ValueError(f"there is no dataset rule {rule_index}")
+            rule = found[0]
+            if self.last_blocked is not None and self.last_blocked[0].index == rule_index:
+                uri = self.last_blocked[1]
+        if rule.action != "require_justification":
+            raise ValueError(
+                f"dataset {rule.describe()} does not take justifications "
+                f"(its action is {rule.action})"
+            )
+        record = session.publish(
+            DatasetJustified(rule=rule.index, match=rule.match, justification=reason, uri=uri)
+        )
+        self._justified[rule.index] = record.id
+        if self.last_blocked is not None and self.last_blocked[0].index == rule.index:
+            self.last_blocked = None
+        return record
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._rules
+
+    # --- recording ---------------------------------------------------------------------
+
+    def _track(
+        self,
+        uri: str,
+        path: str | None,
+        mode: str,
+        reader: str,
+        *,
+        rule: Rule | None = None,
+        version: FileVersion | None = None,
+        failure: str | None = None,
+        frame: Any = None,
+        database: str | None = None,
+        query: str | None = None,
+        hash_with: Any = None,
+    ) -> DatasetAccess | None:
+        session = self._session
+        if session is None or not session.active:
+            return None
+        key = (self._scope, uri, mode, query)
+        with self._lock:
+            existing = self._by_key.get(key)
+            if existing is not None:
+                return existing
+            access = DatasetAccess(
+                id=uuid.uuid4().hex,
+                scope=self._scope,
+                cell=_cell_of(self._shell),
+                time=iso_time(utc_now()),
+                uri=uri,
+                mode=mode,
+                reader=reader,
+                path=path,
+                database=database,
+                query=query,
+                rule=rule,
+            )
+            self._by_key[key] = access
+            self.accesses.append(access)
+        if rule is not None and rule.action == "require_justification":
+            access.justification_id = self._justified.get(rule.index)
+        shape = frame_shape(frame) if frame is not None else None
+        if shape is not None:
+            access.frame = shape
+            self._remember_frame(frame, access)
+            if query is not None:
+                access.result_sha256 = result_sha256(frame)
+        background = self._digest(access, version, failure, hash_with)
+        session.publish(access.event())
+        if access.hash_status.startswith("failed"):
+            session.publish(
+                DatasetHashFailed(
+                    access_id=access.id, uri=uri, reason=access.hash_status[len("failed: ") :]
+                )
+            )
+        if rule is not None and rule.action == "warn":
+            warn_key = (self._scope, uri, rule.index)
+            if warn_key not in self._warned:
+                self._warned.add(warn_key)
+                session.publish(
+                    DatasetWarned(
+                        access_id=access.id,
+                        uri=uri,
+                        mode=mode,
+                        reader=reader,
+                        rule=rule.index,
+                        match=rule.match,
+                        reason=rule.reason,
+                    )
+                )
+        if background is not None:
+            self.hasher.submit(background)
+        return access
+
+    def _digest(
+        self,
+        access: DatasetAccess,
+        version: FileVersion | None,
+        failure: str | None,
+        hash_with: Any,
+    ) -> HashJob | None:
+        """Fill in the digest now, or return the background job that will."""
+        if failure is not None:
+            access.hash_status = f"failed: {failure}"
+            return None
+        if access.path is None:
+            if hash_with is not None:
+                self._hash_in_process(access, hash_with)
+            elif access.database is not None:
+                access.hash_status = "not hashed: database (see result_sha256)"
+            else:
+                access.hash_status = "not hashed: remote object"
+            return None
+        if version is None:
+            try:
+                version = FileVersion.of(access.path)
+            except (OSError, HashFailure) as error:
+                access.hash_status = f"failed: {_reason(error)}"
+                return None
+        access.bytes = version.size
+        cached = self._cache.get(version)
+        if cached is not None:
+            access.sha256, access.hash_status = cached, "done"
+            return None
+        if version.size > self._threshold:
+            access.hash_status = "pending"
+            access.job = HashJob(access.id, version, version.size)
+            return access.job
+        try:
+            access.sha256 = self._cache.sha256(version)
+            access.hash_status = "done"
+        except OSError as error:
+            access.hash_status = f"failed: {describe_os_error(error)}"
+        return None
+
+    def _hash_in_process(self, access: DatasetAccess, fs_and_path: Any) -> None:
+        import hashlib
+
+        fs, path = fs_and_path
+        token = _INSIDE.set(True)
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            with fs.open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+                    size += len(block)
+            access.sha256, access.bytes, access.hash_status = digest.hexdigest(), size, "done"
+        except Exception as error:
+            access.hash_status = f"failed: {type(error).__name__}: {error}"
+        finally:
+            _INSIDE.reset(token)
+
+    def _hash_done(self, job: HashJob, sha256: str | None, failure: str | None) -> None:
+        access = next((a for a in reversed(self.accesses) if a.id == job.access_id), None)
+        session = self._session
+        if access is None or session is None or not session.active:
+            return
+        if sha256 is not None:
+            access.sha256, access.hash_status = sha256, "done"
+            session.publish(
+                DatasetHashed(
+                    access_id=access.id,
+                    uri=access.uri,
+                    sha256=sha256,
+                    bytes=job.size,
+                    seconds=round(time.monotonic() - job.started, 3),
+                )
+            )
+        else:
+            access.hash_status = f"failed: {failure}"
+            session.publish(
+                DatasetHashFailed(access_id=access.id, uri=access.uri, reason=str(failure))
+            )
+
+    # --- frames and personal data --------------------------------------------------------
+
+    def _remember_frame(self, frame: Any, access: DatasetAccess) -> None:
+        try:
+            ref: Any = weakref.ref(frame)
+        except TypeError:
+            ref = None
+        if len(self._frames) > _MAX_FRAMES:
+            self._frames.clear()
+        self._frames[id(frame)] = (ref, access)
+
+    def _on_record(self, record: Record) -> None:
+        if record.kind not in ("pii.found", "pii.blocked") or self._shell is None:
+            return
+        with self._guard():
+            variable = str(record.data.get("variable", ""))
+            value = self._shell.user_ns.get(variable)
+            entry = self._frames.get(id(value)) if value is not None else None
+            if entry is None:
+                return
+            ref, access = entry
+            if ref is not None and ref() is not value:
+                return
+            findings = record.data.get("findings") or ()
+            entities = tuple(sorted({e for f in findings for e in f.get("entities", ())}))
+            columns = tuple(str(f.get("column")) for f in findings)
+            access.pii = tuple(sorted({*access.pii, *entities}))
+            assert self._session is not None
+            self._session.publish(
+                DatasetPiiLinked(
+                    access_id=access.id,
+                    uri=access.uri,
+                    variable=variable,
+                    entities=entities,
+                    columns=columns,
+                )
+            )
+
+    # --- the wrappers ------------------------------------------------------------------------
+
+    def _wrapper_maker(self, entry: ReaderEntry) -> Callable[[Any], Any]:
+        guard = self
+
+        def make(original: Any) -> Any:
+            @functools.wraps(original)
+            def tracked(*args: Any, **kwargs: Any) -> Any:
+                if not guard._on or _INSIDE.get():
+                    return original(*args, **kwargs)
+                plan = guard._plan(entry, args, kwargs)
+                if plan is None:
+                    return original(*args, **kwargs)
+                token = _INSIDE.set(True)
+                try:
+                    result = original(*args, **kwargs)
+                finally:
+                    _INSIDE.reset(token)
+                guard._after(plan, result)
+                return result
+
+            return tracked
+
+        return make
+
+    def _plan(
+        self, entry: ReaderEntry, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> _Plan | None:
+        plan: _Plan | None = None
+        with self._guard():
+            plan = self._make_plan(entry, args, kwargs)
+            if plan is not None:
+                plan.rules = [
+                    self._check(t.uri, t.path, plan.mode, entry.reader) for t in plan.targets
+                ]
+        return plan
+
+    def _make_plan(
+        self, entry: ReaderEntry, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> _Plan | None:
+        source = entry.source(args, kwargs)
+        if entry.kind in ("sql", "sql_table"):
+            con = entry.connection(args, kwargs) if entry.connection else None
+            if con is None or source is None:
+                return None
+            database, path = database_of(con)
+            query = query_text(source)
+            return _Plan(entry, "read", [_Target(database, path)], [], database, query)
+        if entry.kind == "duckdb":
+            if not isinstance(source, str):
+                return None
+            found = files_in_sql(source)
+            if not found:
+                return None
+            targets = [t for t in (self._target(name) for name in found) if t is not None]
+            return _Plan(entry, "read", targets, [], None, query_text(source))
+        if entry.kind == "fsspec":
+            return self._fsspec_plan(entry, args, kwargs, source)
+        names = targets_of(source)
+        if not names:
+            return None
+        targets = [t for t in (self._target(n) for n in names) if t is not None]
+        if not targets:
+            return None
+        return _Plan(entry, entry.mode, targets, [])
+
+    def _target(self, name: str) -> _Target | None:
+        uri, path = canonical_uri(name)
+        if path is not None and is_noise(path, self._prefixes, self._noise_files):
+            return None
+        return _Target(uri, path, _in_process_file(uri) if path is None else None)
+
+    def _fsspec_plan(
+        self, entry: ReaderEntry, args: Sequence[Any], kwargs: dict[str, Any], source: Any
+    ) -> _Plan | None:
+        fs = args[0] if args else None
+        if fs is None or not isinstance(source, str):
+            return None
+        mode = args[2] if len(args) > 2 else kwargs.get("mode", "rb")
+        writing = isinstance(mode, str) and any(c in mode for c in "wax+")
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        if protocol in ("file", "local"):
+            target = self._target(source)
+            if target is None:
+                return None
+            return _Plan(entry, "write" if writing else "read", [target], [])
+        uri, _ = canonical_uri(fs.unstrip_protocol(source))
+        hash_with = (fs, source) if protocol in _HASHABLE_REMOTE else None
+        return _Plan(entry, "write" if writing else "read", [_Target(uri, None, hash_with)], [])
+
+    def _after(self, plan: _Plan, result: Any) -> None:
+        with self._guard():
+            frame = result if plan.entry.kind not in ("scan", "fsspec") else None
+            reader = plan.entry.reader
+            if plan.entry.kind == "fsspec" and plan.mode == "write":
+                # The file is written after open returns: hashed after the cell.
+                for target, rule in zip(plan.targets, plan.rules, strict=True):
+                    with self._lock:
+                        self._pending_writes.setdefault(
+                            (target.uri, "write"), (target, reader, rule)
+                        )
+                return
+            for target, rule in zip(plan.targets, plan.rules, strict=True):
+                self._track(
+                    target.uri,
+                    target.path,
+                    plan.mode,
+                    reader,
+                    rule=rule,
+                    frame=frame if len(plan.targets) == 1 else None,
+                    database=plan.database,
+                    query=plan.query,
+                    hash_with=target.hash_with,
+                )
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        if self._session is not None:
+            self._session.publish(event)
+
+    def _record_failure(self, error: Exception) -> None:
+        if self._session is not None:
+            self._session.record_failure(NAME, error)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        session = self._session
+        if session is None:
+            yield
+            return
+        with session.guard(NAME):
+            yield
+
+
+def _in_process_file(uri: str) -> Any:
+    """(file system, path) for a URL on an in-process fsspec file system (memory://)."""
+    protocol = uri.partition("://")[0]
+    fsspec_core = sys.modules.get("fsspec.core")
+    if protocol not in _HASHABLE_REMOTE or fsspec_core is None:
+        return None
+    try:
+        return fsspec_core.url_to_fs(uri)
+    except Exception:
+        return None
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return describe_os_error(error)
+    return str(error)
+
+
+def _cell_of(shell: Any) -> int | None:
+    from mlsecops_jupyter.extension import running_cell_number
+
+    return running_cell_number(shell) if shell is not None else None

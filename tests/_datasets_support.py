@@ -1,0 +1,44 @@
+"""Helpers shared by the dataset tracking tests."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from conftest import EXTENSION
+from IPython.core.interactiveshell import InteractiveShell
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_with_datasets(shell: InteractiveShell) -> Any:
+    """``%load_ext``, and the dataset guard on (installed by hand until extension.py wires it)."""
+    import mlsecops_jupyter.datasets.commands  # noqa: F401  (registers %mlsecops datasets/justify)
+    from mlsecops_jupyter import extension
+    from mlsecops_jupyter.datasets.guard import DatasetGuard
+
+    shell.run_line_magic("load_ext", EXTENSION)
+    state = extension.loaded_extension()
+    assert state is not None
+    found = [g for g in state.guardrails if isinstance(g, DatasetGuard)]
+    if found:
+        return found[0]
+    guard = DatasetGuard()
+    extension.install_guardrail(guard)
+    return guard
+
+
+def accesses(guard: Any, mode: str | None = None) -> list[Any]:
+    guard.hasher.wait()
+    return [a for a in guard.accesses if mode is None or a.mode == mode]
+
+
+def records(shell: InteractiveShell, kind: str) -> list[dict[str, Any]]:
+    from mlsecops_jupyter import extension
+
+    state = extension.loaded_extension()
+    assert state is not None
+    return [r.to_json() for r in state.session.records if r.kind == kind]
