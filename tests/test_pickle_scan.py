@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from mlsecops_jupyter import digests as digests_module
 from mlsecops_jupyter.pickles import scan as scan_module
 from mlsecops_jupyter.pickles.containers import ScanLimits
 from mlsecops_jupyter.pickles.scan import scan_bytes, scan_file
@@ -790,7 +791,7 @@ def test_allow_list_makes_an_unknown_global_safe() -> None:
 def test_unchanged_file_is_neither_hashed_nor_scanned_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, canary: str
 ) -> None:
-    monkeypatch.setattr(scan_module, "_RACY_WINDOW_NS", 0)  # as if written long ago
+    monkeypatch.setattr(digests_module, "_RACY_WINDOW_NS", 0)  # as if written long ago
     path = write(tmp_path / "m.pkl", os_system_reduce(canary))
     first = scan_file(path)
     monkeypatch.setattr(scan_module, "_scan_source", _fail("a cached result should be used"))

@@ -1,9 +1,9 @@
-"""Streamed SHA-256 of files, cached by file version, large files in the background.
+"""Digests of the files the kernel read and wrote; large files hashed in the background.
 
-A file version is (device, inode, size, modification time, change time): an
-unchanged file is hashed once per session, so re-reads cost one ``stat``. The
-change time is part of it because a process can set a file's modification time
-back, not its change time.
+Hashing and its cache live in :mod:`mlsecops_jupyter.digests`, shared with the
+pickle guard: an unchanged file is hashed once per session, whichever
+guardrail got to it first, so re-reads cost one ``stat``. ``FileVersion``,
+``HashFailure`` and ``sha256_file`` are re-exported here.
 
 Files above the policy's ``datasets.background_hash_bytes`` are hashed on a
 worker thread (``hashlib`` releases the GIL while it hashes, so the user's
@@ -13,63 +13,32 @@ Failures (permission denied, the file vanished, a FIFO or a device) come back
 as :class:`HashFailure`; nothing here raises into the user's cell.
 """
 
-# os.stat on str paths: called on every recorded access:
-# ruff: noqa: PTH116
 from __future__ import annotations
 
-import collections
 import dataclasses
-import hashlib
-import os
 import queue
-import stat
 import threading
 import time
 from collections.abc import Callable
 
-from mlsecops_jupyter.runtime_hooks import own_io
+from mlsecops_jupyter.digests import (
+    FileVersion,
+    HashFailure,
+    cached_sha256,
+    remember,
+    sha256_file,
+    sha256_of_version,
+)
 
-_BLOCK = 1 << 20
-
-
-@dataclasses.dataclass(frozen=True)
-class FileVersion:
-    path: str
-    device: int
-    inode: int
-    size: int
-    modified_ns: int
-    changed_ns: int
-
-    @classmethod
-    def of(cls, path: str) -> FileVersion:
-        status = os.stat(path)
-        if not stat.S_ISREG(status.st_mode):
-            raise HashFailure(f"not a regular file ({_file_type(status.st_mode)})")
-        return cls(
-            path,
-            status.st_dev,
-            status.st_ino,
-            status.st_size,
-            status.st_mtime_ns,
-            status.st_ctime_ns,
-        )
-
-
-class HashFailure(Exception):
-    """Why a digest could not be computed (recorded, never raised into a cell)."""
-
-
-def _file_type(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a file"
+__all__ = [
+    "BackgroundHasher",
+    "DigestCache",
+    "FileVersion",
+    "HashFailure",
+    "HashJob",
+    "describe_os_error",
+    "sha256_file",
+]
 
 
 def describe_os_error(error: OSError) -> str:
@@ -80,57 +49,20 @@ def describe_os_error(error: OSError) -> str:
     return f"{type(error).__name__}: {error.strerror or error}"
 
 
-def sha256_file(path: str, progress: Callable[[int], None] | None = None) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB blocks into one reused buffer."""
-    with own_io():  # the open-event listener must not record its own hashing
-        digest = hashlib.sha256()
-        buffer = bytearray(_BLOCK)
-        view = memoryview(buffer)
-        done = 0
-        with open(path, "rb", buffering=0) as handle:  # noqa: PTH123 (raw FileIO, no extra copy)
-            while True:
-                n = handle.readinto(buffer)
-                if not n:
-                    break
-                digest.update(view[:n])
-                done += n
-                if progress is not None:
-                    progress(done)
-        return digest.hexdigest()
-
-
 class DigestCache:
-    """SHA-256 of file versions, so an unchanged file is hashed once per session."""
+    """The process-wide digest cache of :mod:`mlsecops_jupyter.digests`, as an object.
 
-    _MAX_ENTRIES = 4096
-
-    def __init__(self) -> None:
-        self._cache: collections.OrderedDict[FileVersion, str] = collections.OrderedDict()
-        self._lock = threading.Lock()
+    Holds no state: every instance sees the same cache (the pickle guard's too).
+    """
 
     def get(self, version: FileVersion) -> str | None:
-        with self._lock:
-            return self._cache.get(version)
+        return cached_sha256(version)
 
     def remember(self, version: FileVersion, digest: str) -> None:
-        # Only if the file did not change while it was read.
-        try:
-            unchanged = FileVersion.of(version.path) == version
-        except (OSError, HashFailure):
-            return
-        if unchanged:
-            with self._lock:
-                self._cache[version] = digest
-                if len(self._cache) > self._MAX_ENTRIES:
-                    self._cache.popitem(last=False)
+        remember(version, digest)
 
     def sha256(self, version: FileVersion, progress: Callable[[int], None] | None = None) -> str:
-        cached = self.get(version)
-        if cached is not None:
-            return cached
-        digest = sha256_file(version.path, progress)
-        self.remember(version, digest)
-        return digest
+        return sha256_of_version(version, progress)
 
 
 @dataclasses.dataclass

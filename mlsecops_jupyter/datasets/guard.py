@@ -48,8 +48,6 @@ from mlsecops_jupyter import runtime_hooks
 from mlsecops_jupyter.datasets.digests import (
     BackgroundHasher,
     DigestCache,
-    FileVersion,
-    HashFailure,
     HashJob,
     describe_os_error,
 )
@@ -73,6 +71,7 @@ from mlsecops_jupyter.datasets.locations import (
 from mlsecops_jupyter.datasets.readers import READERS, ReaderEntry
 from mlsecops_jupyter.datasets.rules import People, Rule, decide, rules_of
 from mlsecops_jupyter.datasets.sources import database_of, files_in_sql, query_text, targets_of
+from mlsecops_jupyter.digests import FileVersion, HashFailure, cached_sha256, sha256_of_version
 from mlsecops_jupyter.events import Event, Record, iso_time, utc_now
 from mlsecops_jupyter.session import GuardrailBlock, Session
 from mlsecops_jupyter.wrapping import Patch, Patcher
@@ -228,8 +227,8 @@ class DatasetGuard:
         self._justified: dict[int, str] = {}  # rule index -> justification record id
         self.last_blocked: tuple[Rule, str] | None = None
         self._frames: dict[int, tuple[Any, DatasetAccess]] = {}
-        self._cache = DigestCache()
-        self.hasher = BackgroundHasher(self._cache, self._hash_done)
+        # Digests are cached process-wide (shared with the pickle guard).
+        self.hasher = BackgroundHasher(DigestCache(), self._hash_done)
 
     # --- Guardrail protocol ---------------------------------------------------------------
 
@@ -550,7 +549,7 @@ class DatasetGuard:
                 access.hash_status = f"failed: {_reason(error)}"
                 return None
         access.bytes = version.size
-        cached = self._cache.get(version)
+        cached = cached_sha256(version)
         if cached is not None:
             access.sha256, access.hash_status = cached, "done"
             return None
@@ -559,7 +558,7 @@ class DatasetGuard:
             access.job = HashJob(access.id, version, version.size)
             return access.job
         try:
-            access.sha256 = self._cache.sha256(version)
+            access.sha256 = sha256_of_version(version)
             access.hash_status = "done"
         except OSError as error:
             access.hash_status = f"failed: {describe_os_error(error)}"

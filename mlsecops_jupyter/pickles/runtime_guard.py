@@ -47,7 +47,6 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import hashlib
 import importlib
 import itertools
 import os
@@ -59,6 +58,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlsecops_jupyter import runtime_hooks
+from mlsecops_jupyter.digests import FileVersion, cached_sha256, sha256_of_version
 from mlsecops_jupyter.pickles.events import (
     PickleBlocked,
     PickleScanned,
@@ -75,7 +75,6 @@ from mlsecops_jupyter.pickles.globals_policy import (
     resolve,
 )
 from mlsecops_jupyter.pickles.verdicts import FileScan, GlobalRef, GlobalVerdict
-from mlsecops_jupyter.runtime_hooks import own_io
 from mlsecops_jupyter.session import GuardrailBlock, Session
 from mlsecops_jupyter.wrapping import Patch, Patcher
 
@@ -271,7 +270,6 @@ class PickleGuard:
         self._decisions: dict[tuple[Any, ...], _Decision | _Allowed] = {}
         self._warned: set[tuple[object, GlobalRef]] = set()
         self._scans: dict[str, FileScan] = {}
-        self._digests = _FileDigests()
         self._patcher = Patcher(on_error=self._record_failure)
         self._loads = itertools.count(1)
         self._cell_scope = 0
@@ -454,8 +452,8 @@ class PickleGuard:
         if path is None:
             return None, None
         if load is not None and load.sha256 is None:
-            load.sha256 = self._digests.sha256_or_none(path)
-        sha256 = load.sha256 if load is not None else self._digests.sha256_or_none(path)
+            load.sha256 = _sha256_or_none(path)
+        sha256 = load.sha256 if load is not None else _sha256_or_none(path)
         return path, sha256
 
     # --- the loader wrappers ---------------------------------------------------------------
@@ -548,22 +546,24 @@ class PickleGuard:
 
     def _check_file(self, load: _Load, path: str) -> None:
         """Trusted digest first (it skips everything), then the pre-load scan."""
-        version = _FileVersion.of(path)
-        load.sha256 = self._digests.get(version)
+        version = _version_of(path)
+        # Digests are cached process-wide: a file the dataset tracker or an earlier
+        # load hashed is not hashed again.
+        load.sha256 = cached_sha256(version)
         if self._trusted and load.sha256 is None:
-            load.sha256 = self._digests.sha256(version)
+            load.sha256 = sha256_of_version(version)
         load.trusted = load.sha256 in self._trusted
         if not self._scan_first or load.trusted:
             return
         scan = self._scans.get(load.sha256) if load.sha256 else None
         load.scanned = scan is not None
         if scan is None:
-            # The scanner hashes the file anyway: its digest saves a second pass.
+            # The scanner hashes the file anyway (and remembers its digest in the
+            # shared cache): its digest saves a second pass.
             scan = self._scan_before_load(path, load.loader)
             load.scanned = scan is not None
             if scan is not None and load.sha256 is None:
                 load.sha256 = scan.sha256
-                self._digests.remember(version, scan.sha256)
         load.vouched = _safe_uses_only(scan, load.sha256)
 
     # --- the pre-load scan -----------------------------------------------------------------
@@ -707,67 +707,15 @@ def _file_of_running_unpickler() -> str | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class _FileVersion:
-    """A file as it is now: same path, inode, size and times means same content.
-
-    The inode change time is part of it: a process can set a file's modification
-    time back, not its change time, so rewritten content is never mistaken for old.
-    """
-
-    path: str
-    device: int
-    inode: int
-    size: int
-    modified_ns: int
-    changed_ns: int
-
-    @classmethod
-    def of(cls, path: str) -> _FileVersion:
-        status = Path(path).stat()
-        return cls(
-            path,
-            status.st_dev,
-            status.st_ino,
-            status.st_size,
-            status.st_mtime_ns,
-            status.st_ctime_ns,
-        )
+def _version_of(path: str) -> FileVersion:
+    # Not FileVersion.of: that refuses what is not a regular file, and this guard
+    # has always stat-ed (and scanned) whatever file a loader was given.
+    return FileVersion.from_stat(path, Path(path).stat())
 
 
-class _FileDigests:
-    """SHA-256 of file versions, so an unchanged file is hashed once per session."""
-
-    _MAX_ENTRIES = 1024
-
-    def __init__(self) -> None:
-        self._cache: collections.OrderedDict[_FileVersion, str] = collections.OrderedDict()
-
-    def get(self, version: _FileVersion) -> str | None:
-        return self._cache.get(version)
-
-    def sha256(self, version: _FileVersion) -> str:
-        digest = self._cache.get(version) or _sha256_of(version.path)
-        self.remember(version, digest)
-        return digest
-
-    def remember(self, version: _FileVersion, digest: str) -> None:
-        # Only if the file did not change while it was read.
-        if _FileVersion.of(version.path) == version:
-            self._cache[version] = digest
-            if len(self._cache) > self._MAX_ENTRIES:
-                self._cache.popitem(last=False)
-
-    def sha256_or_none(self, path: str) -> str | None:
-        try:
-            return self.sha256(_FileVersion.of(path))
-        except OSError:
-            return None
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with own_io(), Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _sha256_or_none(path: str) -> str | None:
+    """The digest of the file at ``path`` (cached process-wide), or None if it cannot be read."""
+    try:
+        return sha256_of_version(_version_of(path))
+    except OSError:
+        return None

@@ -43,12 +43,14 @@ verdict ``unsafe`` and the error ``cannot read: ...`` (format ``unreadable``).
 A batch scan then reports every file in the same shape, and a caller that
 wants an exception checks ``format == "unreadable"``.
 
-Results are cached by content: ``(sha256, allow, limits)`` in a small LRU, and
-``(device, inode, size, mtime_ns, ctime_ns)`` -> sha256, so scanning an unchanged
-file again costs one ``stat``. ``ctime`` is in the key because ``mtime`` can be
-set back by whoever rewrites the file, ``ctime`` cannot; and a file changed in
-the last two seconds is always hashed again, because a rewrite within the same
-timestamp tick leaves its stat unchanged.
+Results are cached by content: ``(sha256, allow, limits)`` in a small LRU. The
+file's digest comes from the process-wide cache of :mod:`mlsecops_jupyter.digests`
+(by device, inode, size, mtime and ctime; shared with the dataset tracker and
+the runtime guard), so scanning an unchanged file again costs one ``stat``, and
+a file the kernel just read and hashed is not hashed again. ``ctime`` is in the
+key because ``mtime`` can be set back by whoever rewrites the file, ``ctime``
+cannot; and a file changed in the last two seconds is always hashed again,
+because a rewrite within the same timestamp tick leaves its stat unchanged.
 """
 
 from __future__ import annotations
@@ -59,11 +61,10 @@ import os
 import pickle
 import stat
 import threading
-import time
 import zipfile
 from collections import OrderedDict
-from typing import Any
 
+from mlsecops_jupyter import digests
 from mlsecops_jupyter.pickles import globals_policy
 from mlsecops_jupyter.pickles.containers import (
     COMPRESSIONS,
@@ -112,13 +113,7 @@ __all__ = [
     "scan_file",
 ]
 
-_HASH_CHUNK = 1024 * 1024
-# A file modified this recently may be modified again within the same
-# timestamp tick (kernel timestamps are coarse) without its stat changing:
-# its digest is not remembered by stat ("racily clean", as git calls it).
-_RACY_WINDOW_NS = 2_000_000_000
 _RESULT_CACHE_SIZE = 256
-_DIGEST_CACHE_SIZE = 4096
 # A member with a name that says nothing and no PROTO: parsed as a pickle only
 # when its first bytes (this many) hold a complete protocol 0/1 pickle.
 _TEXT_PICKLE_PROBE_BYTES = 1024 * 1024
@@ -160,7 +155,8 @@ def _scan_path(display: str, allow: frozenset[str], limits: ScanLimits) -> FileS
             before = os.fstat(handle.fileno())
             if not stat.S_ISREG(before.st_mode):
                 return _unreadable(display, OSError("not a regular file"))
-            digest = _digest_of_file(handle, before)
+            # The very handle scanned next: the file cannot be swapped in between.
+            digest = digests.sha256_of_handle(handle, before)
         except OSError as error:
             return _unreadable(display, error)
         cached = _cached_result(digest, allow, limits, display)
@@ -202,45 +198,17 @@ def clear_scan_cache() -> None:
     """Forget cached results and digests (after the globals policy changed, say)."""
     with _cache_lock:
         _results.clear()
-        _digests.clear()
+    digests.clear_cache()
 
 
 # --- caches ----------------------------------------------------------------------------------
 
 _cache_lock = threading.Lock()
 _results: OrderedDict[tuple[str, frozenset[str], ScanLimits], FileScan] = OrderedDict()
-_digests: OrderedDict[tuple[int, ...], str] = OrderedDict()
 
 
 def _stat_key(status: os.stat_result) -> tuple[int, ...]:
-    return (
-        status.st_dev,
-        status.st_ino,
-        status.st_size,
-        status.st_mtime_ns,
-        status.st_ctime_ns,
-    )
-
-
-def _digest_of_file(handle: Any, status: os.stat_result) -> str:
-    key = _stat_key(status)
-    with _cache_lock:
-        digest = _digests.get(key)
-        if digest is not None:
-            _digests.move_to_end(key)
-            return digest
-    hasher = hashlib.sha256()
-    handle.seek(0)
-    while chunk := handle.read(_HASH_CHUNK):
-        hasher.update(chunk)
-    digest = hasher.hexdigest()
-    if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) < _RACY_WINDOW_NS:
-        return digest
-    with _cache_lock:
-        _digests[key] = digest
-        while len(_digests) > _DIGEST_CACHE_SIZE:
-            _digests.popitem(last=False)
-    return digest
+    return digests.FileVersion.from_stat("", status).stat_key
 
 
 def _cached_result(
