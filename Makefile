@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SETUP_STAMP := $(VENV)/.mlsecops-setup
 
-.PHONY: setup demo lab test lint typecheck pytest bench clean
+.PHONY: setup demo lab test lint typecheck jest pytest bench browser-deps clean
 
 setup: $(SETUP_STAMP)
 
@@ -24,8 +24,11 @@ demo: setup
 lab: setup
 	cd examples && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 guardrails_tour.ipynb
 
-## test: lint, type-check and run the whole test suite
-test: setup lint typecheck pytest
+## test: lint, type-check and run the whole test suite (Python and the panel's jest tests)
+test: setup lint typecheck jest pytest
+
+jest: setup
+	cd labextension && ../$(BIN)/jlpm test
 
 lint: setup
 	$(BIN)/ruff check .
@@ -34,7 +37,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+# The panel's browser test drives the system Chromium (never a downloaded one).
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+pytest: setup browser-deps
 	$(BIN)/pytest
 
 ## bench: speed and detection benchmarks against the named baselines (tests/benchmarks/README.md)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -85,6 +86,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT, help="default: demo-output/")
     output = parser.parse_args().output.resolve()
     shutil.rmtree(output, ignore_errors=True)
+    # What the notebook itself writes (models, provenance) starts afresh each run.
+    shutil.rmtree(EXAMPLES / "outputs", ignore_errors=True)
     output.mkdir(parents=True)
     audit_db = output / "audit.sqlite3"
     os.environ["MLSECOPS_AUDIT_DB"] = str(audit_db)
@@ -155,6 +158,25 @@ def main() -> int:
         )
     )
     print()
+    exported = [e.record for e in entries if e.record["kind"] == "provenance.exported"]
+    for record in exported:
+        print("Provenance written (signed, verifiable with `mlsecops verify`):")
+        for path in record["data"]["files"]:
+            print(f"  {shown(Path(path))}")
+        envelope = record["data"]["envelope"]
+        if envelope:
+            checked = subprocess.run(
+                [str(Path(sys.executable).parent / "mlsecops"), "verify", envelope],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            verdict = "verified" if checked.returncode == 0 else "FAILED"
+            print(f"  mlsecops verify: {verdict}")
+            if checked.returncode != 0:
+                print(checked.stdout + checked.stderr)
+                return 1
+        print()
     result = verify(audit_db)
     print(f"Audit log {shown(audit_db)}: {result}")
     print(f"Executed notebook: {shown(output / NOTEBOOK.name)}")

@@ -14,17 +14,24 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from mlsecops_jupyter.pickles.scan import scan_file
     from mlsecops_jupyter.pii.scan import scan_frame
+    from mlsecops_jupyter.provenance.export import export_provenance
     from mlsecops_jupyter.session import GuardrailBlock, Session
 
 __all__ = [
     "GuardrailBlock",
     "__version__",
     "current_session",
+    "export_provenance",
     "load_ipython_extension",
     "scan_file",
     "scan_frame",
     "unload_ipython_extension",
 ]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab panel lives (for `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "mlsecops-jupyter"}]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -54,6 +61,7 @@ def current_session() -> Session | None:
 # no frame library, no fickling) until one of them is used.
 _LAZY = {
     "GuardrailBlock": "mlsecops_jupyter.session",
+    "export_provenance": "mlsecops_jupyter.provenance.export",
     "scan_file": "mlsecops_jupyter.pickles.scan",
     "scan_frame": "mlsecops_jupyter.pii.scan",
 }

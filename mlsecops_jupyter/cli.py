@@ -261,7 +261,8 @@ def scan(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlsecops",
-        description="mlsecops-jupyter guardrails outside the notebook: audit log and policy.",
+        description="mlsecops-jupyter guardrails outside the notebook: audit log, policy, "
+        "pickle scans, provenance.",
         epilog="Exit status: 0 OK, 1 a check failed, 2 the command could not run.",
     )
     parser.add_argument("--version", action="version", version=f"mlsecops-jupyter {__version__}")
@@ -341,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
         "file", type=Path, nargs="?", help="default: the policy file discovered from cwd"
     )
     pcheck.set_defaults(run=policy_check)
+
+    from mlsecops_jupyter.provenance.cli import configure_cli
+
+    configure_cli(commands)
     return parser
 
 

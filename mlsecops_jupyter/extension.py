@@ -151,6 +151,10 @@ def load(shell: Any) -> None:
     if policy["display.warnings"]:
         state.cleanups.append(session.subscribe(_show_under_cell))
     state.cleanups.append(session.on_notice(_show_notice))
+    # The JupyterLab panel's comm target; does nothing outside a kernel.
+    from mlsecops_jupyter import channel
+
+    state.cleanups.append(channel.open_channel(shell, session))
 
     def before_cell(info: Any) -> None:
         state.cell = running_cell_number(shell)

@@ -581,6 +581,24 @@ SETTINGS: Mapping[str, Setting] = _registry(
         "group, used by the roles field of dataset rules.",
         table_of(list_of_strings()),
     ),
+    define(
+        "provenance.key_file",
+        None,
+        "PEM private key (PKCS#8 ed25519, ECDSA or RSA) that signs provenance records, e.g. "
+        "a company-provided key. Unset: the user's own ed25519 key, created on first use "
+        "in <jupyter config dir>/mlsecops/signing-key.pem (owner-only permissions).",
+        path_value(),
+        allowed="a file path",
+        env="MLSECOPS_SIGNING_KEY",
+    ),
+    define(
+        "provenance.out_dir",
+        None,
+        "Directory the provenance files are written to. Unset: next to the (first) model "
+        "file. `--out-dir` overrides it.",
+        path_value(),
+        allowed="a directory path",
+    ),
 )
 """Every policy setting, keyed by dotted key, in documentation order."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +15,15 @@ pytestmark = pytest.mark.kernel
 
 
 def test_demo_runs_the_example_notebook_and_verifies_its_audit_log(tmp_path: Path) -> None:
+    # The demo signs provenance with the user's key: keep this test's key out of $HOME.
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config")}
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "run_demo.py"), "--output", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env=env,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -35,4 +39,6 @@ def test_demo_runs_the_example_notebook_and_verifies_its_audit_log(tmp_path: Pat
     assert not (ROOT / "examples" / "outputs" / "owned.txt").exists()
     assert "guardrails_tour.ipynb" in out  # the notebook is on every event
     assert "audit log OK" in out
+    assert ".intoto.json" in out and ".cdx.json" in out
+    assert "mlsecops verify: verified" in out
     assert (tmp_path / "out" / "guardrails_tour.ipynb").exists()

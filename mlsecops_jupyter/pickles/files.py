@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from mlsecops_jupyter.runtime_hooks import own_io
+
 MODEL_SUFFIXES = frozenset(
     {
         ".pkl", ".pickle", ".pck", ".dill", ".cloudpickle", ".joblib", ".sav",
@@ -34,7 +36,7 @@ def looks_like_model_file(path: Path) -> bool:
     if path.suffix.lower() in MODEL_SUFFIXES:
         return True
     try:
-        with path.open("rb") as handle:
+        with own_io(), path.open("rb") as handle:  # sniffing is not the user's read
             head = handle.read(8)
     except OSError:
         return False

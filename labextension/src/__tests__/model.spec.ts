@@ -1,0 +1,226 @@
+import { GuardrailsModel, datasetRows, pickleRows, piiFrames } from '../model';
+import { IRecord } from '../tokens';
+
+let n = 0;
+function record(kind: string, data: { [key: string]: any }, extra: Partial<IRecord> = {}): IRecord {
+  n += 1;
+  return {
+    schema: 'mlsecops.event/v1',
+    id: `id-${n}`,
+    kind,
+    severity: 'info',
+    time: '2026-11-26T11:46:39+00:00',
+    session: 'S',
+    cell: 3,
+    who: {},
+    summary: kind,
+    data,
+    ...extra
+  };
+}
+
+function snapshot(records: IRecord[], on = true) {
+  return {
+    v: 1,
+    type: 'snapshot',
+    session: 'S',
+    package_version: '0.1.0',
+    identity: {
+      user: 'alice',
+      jupyterhub_user: null,
+      host: 'h',
+      kernel_id: 'k1',
+      notebook: 'tour.ipynb',
+      pid: 1,
+      session_started: 't',
+      display_name: 'alice@h'
+    },
+    policy: { source: 'mlsecops.toml', path: '/p/mlsecops.toml', errors: [] },
+    audit: { path: '/a.sqlite3', status: 'ok' },
+    guardrails: { on, names: ['pii', 'pickles', 'datasets'] },
+    counts: {},
+    records,
+    records_left_out: 0
+  };
+}
+
+describe('GuardrailsModel', () => {
+  it('keeps one state per kernel and signals which one changed', () => {
+    const model = new GuardrailsModel();
+    const changed: string[] = [];
+    model.changed.connect((_, id) => changed.push(id));
+    model.setActive('k1');
+    model.handleMessage('k1', snapshot([record('session.started', {})]));
+    model.handleMessage('k2', snapshot([]));
+    expect(changed).toEqual(['k1', 'k2']);
+    expect(model.active?.status).toBe('on');
+    expect(model.active?.identity?.display_name).toBe('alice@h');
+    expect(model.state('k1')?.records).toHaveLength(1);
+    expect(model.state('k2')?.records).toHaveLength(0);
+  });
+
+  it('appends events once, in order, and ignores another session', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([]));
+    const read = record('dataset.read', { uri: 'file:///d/customers.csv' });
+    model.handleMessage('k1', { v: 1, type: 'event', record: read });
+    model.handleMessage('k1', { v: 1, type: 'event', record: read });
+    model.handleMessage('k1', {
+      v: 1,
+      type: 'event',
+      record: record('dataset.read', {}, { session: 'OTHER' })
+    });
+    expect(model.state('k1')?.records.map(r => r.id)).toEqual([read.id]);
+  });
+
+  it('a snapshot replaces what was known (after a reload of the extension)', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([record('a', {}), record('b', {})]));
+    model.handleMessage('k1', snapshot([record('c', {})]));
+    expect(model.state('k1')?.records.map(r => r.kind)).toEqual(['c']);
+  });
+
+  it('goes off with a reason and keeps what it showed', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([record('a', {})]));
+    model.off('k1', 'the kernel restarted');
+    const state = model.state('k1')!;
+    expect(state.status).toBe('off');
+    expect(state.reason).toBe('the kernel restarted');
+    expect(state.guardrails?.on).toBe(false);
+    expect(state.records).toHaveLength(1);
+  });
+
+  it('does not flicker to connecting while on', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([]));
+    model.connecting('k1');
+    expect(model.state('k1')?.status).toBe('on');
+    model.connecting('k2');
+    expect(model.state('k2')?.status).toBe('connecting');
+  });
+
+  it('session.ended turns the guardrails off', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([]));
+    model.handleMessage('k1', { v: 1, type: 'event', record: record('session.ended', {}) });
+    expect(model.state('k1')?.guardrails?.on).toBe(false);
+  });
+
+  it('matches export answers to the pending request', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([]));
+    model.exportRequested('k1', 'req-1');
+    model.handleMessage('k1', { v: 1, type: 'export_response', request_id: 'old', paths: ['x'] });
+    expect(model.state('k1')?.export.status).toBe('pending');
+    model.handleMessage('k1', {
+      v: 1,
+      type: 'export_response',
+      request_id: 'req-1',
+      paths: ['prov/a.intoto.json']
+    });
+    expect(model.state('k1')?.export).toEqual({
+      status: 'done',
+      requestId: 'req-1',
+      paths: ['prov/a.intoto.json'],
+      message: null
+    });
+
+    model.exportRequested('k1', 'req-2');
+    model.handleMessage('k1', {
+      v: 1,
+      type: 'error',
+      request_id: 'req-2',
+      message: 'provenance export not available'
+    });
+    expect(model.state('k1')?.export.status).toBe('failed');
+    expect(model.state('k1')?.export.message).toBe('provenance export not available');
+  });
+
+  it('an error outside an export is shown as the last error', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([]));
+    model.handleMessage('k1', { v: 1, type: 'error', message: 'unknown message type' });
+    expect(model.state('k1')?.lastError).toBe('unknown message type');
+    expect(model.handleMessage('k1', { v: 9, type: 'event' })).toBe(false);
+    expect(model.state('k1')?.lastError).toContain('protocol v9');
+  });
+
+  it('forgets a kernel that went away', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([]));
+    model.forget('k1');
+    expect(model.state('k1')).toBeNull();
+  });
+});
+
+describe('what the sections show', () => {
+  it('datasets: reads, writes and blocks, with background digests folded in', () => {
+    const read = record('dataset.read', {
+      access_id: 'A',
+      uri: 'file:///w/data/customers.csv',
+      mode: 'read',
+      reader: 'pandas.read_csv',
+      sha256: null,
+      hash_status: 'pending',
+      rows: 400,
+      columns: 15
+    });
+    const hashed = record('dataset.hashed', { access_id: 'A', sha256: 'abcdef0123456789' });
+    const blocked = record('dataset.blocked', {
+      uri: 'file:///w/data/customers.csv',
+      mode: 'read',
+      reader: 'pandas.read_csv',
+      rule: 1,
+      reason: 'record the purpose'
+    });
+    const rows = datasetRows([blocked, read, hashed]);
+    expect(rows.map(r => [r.blocked, r.digest])).toEqual([
+      [true, ''],
+      [false, 'sha256 abcdef012345']
+    ]);
+    expect(rows[1].shape).toBe('400 × 15');
+  });
+
+  it('personal data: the latest report of each frame, columns and entities', () => {
+    const first = record('pii.found', {
+      variable: 'customers',
+      library: 'pandas',
+      rows: 400,
+      columns: 15,
+      findings: [{ column: 'email', entities: ['EMAIL_ADDRESS'], share: 1, examples: ['j***@e***.com'], action: 'warn' }]
+    });
+    const second = record('pii.found', {
+      variable: 'customers',
+      library: 'pandas',
+      rows: 400,
+      columns: 15,
+      findings: [
+        { column: 'email', entities: ['EMAIL_ADDRESS'], share: 1, examples: [], action: 'warn' },
+        { column: 'iban', entities: ['IBAN_CODE'], share: 0.98, examples: [], action: 'block' }
+      ]
+    });
+    const frames = piiFrames([first, second]);
+    expect(frames).toHaveLength(1);
+    expect(frames[0].columns.map(c => c.column)).toEqual(['email', 'iban']);
+    expect(frames[0].columns[1].action).toBe('block');
+  });
+
+  it('pickles: blocks first, then unsafe files, warnings and scans', () => {
+    const scanned = record('pickle.file_scanned', {
+      path: 'outputs/shared_model.pkl',
+      verdict: 'unsafe',
+      globals: ['os:system']
+    });
+    const safe = record('pickle.scanned', { path: 'outputs/churn_model.joblib', verdict: 'safe', globals: [] });
+    const blocked = record('pickle.blocked', {
+      path: 'outputs/shared_model.pkl',
+      globals: ['posix:system'],
+      reason: 'runs shell commands',
+      loader: 'pickle.load'
+    });
+    const rows = pickleRows([safe, scanned, blocked]);
+    expect(rows.map(r => r.status)).toEqual(['blocked', 'scanned', 'safe']);
+    expect(rows[0].globals).toEqual(['posix:system']);
+  });
+});

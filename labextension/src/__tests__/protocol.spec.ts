@@ -1,0 +1,60 @@
+import {
+  exportRequest,
+  parseKernelMessage,
+  parsePaths,
+  syncRequest
+} from '../protocol';
+
+describe('requests the panel sends', () => {
+  it('are versioned and typed', () => {
+    expect(syncRequest()).toEqual({ v: 1, type: 'sync_request' });
+    expect(syncRequest('r1')).toEqual({ v: 1, type: 'sync_request', request_id: 'r1' });
+    expect(exportRequest(['m.joblib'], 'out', 'r2')).toEqual({
+      v: 1,
+      type: 'export_request',
+      request_id: 'r2',
+      model_paths: ['m.joblib'],
+      out_dir: 'out'
+    });
+  });
+
+  it('split the model path field on commas and lines', () => {
+    expect(parsePaths(' a.joblib, b.pt\n\nc.pkl ,')).toEqual(['a.joblib', 'b.pt', 'c.pkl']);
+    expect(parsePaths('   ')).toEqual([]);
+  });
+});
+
+describe('messages from the kernel', () => {
+  const record = {
+    schema: 'mlsecops.event/v1',
+    id: 'r',
+    kind: 'dataset.read',
+    severity: 'info',
+    time: 't',
+    session: 's',
+    cell: 1,
+    who: {},
+    summary: 'read',
+    data: {}
+  };
+
+  it('are accepted when well formed', () => {
+    expect(parseKernelMessage({ v: 1, type: 'event', record }).ok).toBe(true);
+    expect(parseKernelMessage({ v: 1, type: 'error', message: 'no' }).ok).toBe(true);
+    expect(parseKernelMessage({ v: 1, type: 'export_response', paths: [] }).ok).toBe(true);
+  });
+
+  it('from another protocol version are refused with a hint', () => {
+    const result = parseKernelMessage({ v: 2, type: 'event', record });
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.problem).toContain('protocol v2');
+  });
+
+  it('that are malformed or unknown are refused', () => {
+    expect(parseKernelMessage(null).ok).toBe(false);
+    expect(parseKernelMessage([1]).ok).toBe(false);
+    expect(parseKernelMessage({ v: 1, type: 'event', record: { id: 1 } }).ok).toBe(false);
+    expect(parseKernelMessage({ v: 1, type: 'snapshot', records: 'x' }).ok).toBe(false);
+    expect(parseKernelMessage({ v: 1, type: 'launch' }).ok).toBe(false);
+  });
+});

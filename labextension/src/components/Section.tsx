@@ -1,0 +1,37 @@
+import React from 'react';
+
+export interface ISectionProps {
+  id: string;
+  title: string;
+  count?: number;
+  /** Shown when there is nothing to list: say what to do to see something. */
+  empty: string;
+  isEmpty: boolean;
+  children?: React.ReactNode;
+}
+
+/** A titled section of the panel; its heading names it for screen readers. */
+export function Section(props: ISectionProps): JSX.Element {
+  const headingId = `mlsecops-${props.id}-heading`;
+  return (
+    <section
+      className="mlsecops-Section"
+      aria-labelledby={headingId}
+      data-section={props.id}
+    >
+      <h3 id={headingId} className="mlsecops-Section-title">
+        {props.title}
+        {props.count !== undefined && props.count > 0 ? (
+          <span className="mlsecops-Count" aria-label={`${props.count} items`}>
+            {props.count}
+          </span>
+        ) : null}
+      </h3>
+      {props.isEmpty ? (
+        <p className="mlsecops-Empty">{props.empty}</p>
+      ) : (
+        props.children
+      )}
+    </section>
+  );
+}

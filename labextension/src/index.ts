@@ -1,0 +1,165 @@
+/**
+ * The mlsecops guardrails sidebar: follows the active notebook's kernel and
+ * shows what the guardrails saw there, live.
+ */
+import {
+  ILabShell,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import { Kernel } from '@jupyterlab/services';
+
+import { KernelChannel } from './channel';
+import { GuardrailsModel } from './model';
+import { GuardrailsPanel } from './panel';
+
+const PLUGIN_ID = 'mlsecops-jupyter:plugin';
+
+export namespace CommandIDs {
+  export const open = 'mlsecops:open-panel';
+  export const refresh = 'mlsecops:refresh';
+}
+
+/** Follows the current notebook's kernel and keeps one channel to it. */
+class KernelFollower {
+  constructor(
+    private readonly _tracker: INotebookTracker,
+    readonly model: GuardrailsModel
+  ) {
+    _tracker.currentChanged.connect((_, panel) => this._follow(panel), this);
+    NotebookActions.executed.connect((_, { notebook }) => {
+      // A cell ran while detached: perhaps it was `%load_ext mlsecops_jupyter`.
+      const current = this._tracker.currentWidget;
+      if (current && current.content === notebook && !this._channel?.isAttached) {
+        void this._channel?.attach();
+      }
+    }, this);
+    this._follow(_tracker.currentWidget);
+  }
+
+  get channel(): KernelChannel | null {
+    return this._channel;
+  }
+
+  refresh(): void {
+    if (this._channel?.isAttached) {
+      this._channel.sync();
+    } else {
+      void this._channel?.attach();
+    }
+  }
+
+  private _follow(panel: NotebookPanel | null): void {
+    if (this._panel === panel) {
+      return;
+    }
+    if (this._panel) {
+      const context = this._panel.sessionContext;
+      context.kernelChanged.disconnect(this._onKernelChanged, this);
+      context.statusChanged.disconnect(this._onStatus, this);
+      context.connectionStatusChanged.disconnect(this._onConnection, this);
+    }
+    this._panel = panel;
+    if (panel) {
+      const context = panel.sessionContext;
+      context.kernelChanged.connect(this._onKernelChanged, this);
+      context.statusChanged.connect(this._onStatus, this);
+      context.connectionStatusChanged.connect(this._onConnection, this);
+      void context.ready.then(() => {
+        if (this._panel === panel) {
+          this._setKernel(context.session?.kernel ?? null);
+        }
+      });
+    }
+    this._setKernel(panel?.sessionContext.session?.kernel ?? null);
+  }
+
+  private _onKernelChanged(): void {
+    this._setKernel(this._panel?.sessionContext.session?.kernel ?? null);
+  }
+
+  private _onStatus(_: unknown, status: Kernel.Status): void {
+    const id = this._channel?.kernel.id;
+    if (!id) {
+      return;
+    }
+    if (status === 'restarting' || status === 'autorestarting') {
+      this._channel?.dispose();
+      this._channel = null;
+      this.model.off(id, 'the kernel restarted');
+    } else if (status === 'idle' && !this._channel) {
+      this._setKernel(this._panel?.sessionContext.session?.kernel ?? null, true);
+    } else if (status === 'dead') {
+      this.model.off(id, 'the kernel died');
+    }
+  }
+
+  private _onConnection(_: unknown, status: Kernel.ConnectionStatus): void {
+    if (status === 'connected') {
+      // After a websocket reconnect the kernel may have been restarted or the
+      // extension reloaded: ask again.
+      this.refresh();
+    }
+  }
+
+  private _setKernel(kernel: Kernel.IKernelConnection | null, force = false): void {
+    if (!force && this._channel && kernel && this._channel.kernel === kernel) {
+      return;
+    }
+    this._channel?.dispose();
+    this._channel = kernel ? new KernelChannel(kernel, this.model) : null;
+    this.model.setActive(kernel?.id ?? null);
+    void this._channel?.attach();
+  }
+
+  private _panel: NotebookPanel | null = null;
+  private _channel: KernelChannel | null = null;
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'Sidebar panel of the mlsecops guardrails: datasets read, personal data, pickle loads, provenance.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ILabShell],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    labShell: ILabShell | null
+  ) => {
+    const model = new GuardrailsModel();
+    const follower = new KernelFollower(tracker, model);
+    const panel = new GuardrailsPanel(model, {
+      loadExtension: () => void follower.channel?.loadExtension(),
+      requestExport: (paths, outDir) => follower.channel?.requestExport(paths, outDir)
+    });
+    app.shell.add(panel, 'right', { rank: 900 });
+
+    app.commands.addCommand(CommandIDs.open, {
+      label: 'Show mlsecops Guardrails',
+      caption: 'Open the guardrails panel of the current notebook',
+      execute: () => {
+        if (labShell) {
+          labShell.activateById(panel.id);
+        } else {
+          app.shell.activateById(panel.id);
+        }
+        follower.refresh();
+      }
+    });
+    app.commands.addCommand(CommandIDs.refresh, {
+      label: 'Refresh mlsecops Guardrails',
+      execute: () => follower.refresh()
+    });
+    if (palette) {
+      palette.addItem({ command: CommandIDs.open, category: 'mlsecops' });
+      palette.addItem({ command: CommandIDs.refresh, category: 'mlsecops' });
+    }
+  }
+};
+
+export default plugin;

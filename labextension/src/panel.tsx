@@ -1,0 +1,90 @@
+/**
+ * The sidebar widget: a React view of the model's active kernel.
+ */
+import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
+import React from 'react';
+
+import { Datasets } from './components/Datasets';
+import { Export } from './components/Export';
+import { Header } from './components/Header';
+import { Off } from './components/Off';
+import { PersonalData } from './components/PersonalData';
+import { Pickles } from './components/Pickles';
+import { shieldIcon } from './icon';
+import { GuardrailsModel, datasetRows, pickleRows, piiFrames } from './model';
+import { IKernelState } from './tokens';
+
+export interface IPanelActions {
+  /** Run `%load_ext mlsecops_jupyter` in the active kernel. */
+  loadExtension(): void;
+  requestExport(modelPaths: string[], outDir: string): void;
+}
+
+export class GuardrailsPanel extends ReactWidget {
+  constructor(
+    private readonly _model: GuardrailsModel,
+    private readonly _actions: IPanelActions
+  ) {
+    super();
+    this.id = 'mlsecops-guardrails';
+    this.addClass('mlsecops-Panel');
+    this.title.icon = shieldIcon;
+    this.title.caption = 'mlsecops guardrails';
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'mlsecops guardrails');
+    this._model.activeChanged.connect(() => this.update(), this);
+  }
+
+  render(): JSX.Element {
+    return (
+      <UseSignal signal={this._model.changed}>
+        {() => <GuardrailsView state={this._model.active} actions={this._actions} />}
+      </UseSignal>
+    );
+  }
+}
+
+function GuardrailsView(props: {
+  state: IKernelState | null;
+  actions: IPanelActions;
+}): JSX.Element {
+  const { state, actions } = props;
+  const body =
+    state === null || (state.status !== 'on' && state.identity === null) ? (
+      <Off
+        hasKernel={state !== null}
+        connecting={state?.status === 'connecting' || state?.status === 'unknown'}
+        reason={state?.reason ?? null}
+        onLoad={() => actions.loadExtension()}
+      />
+    ) : (
+      <>
+        <Header state={state} />
+        {state.status !== 'on' ? (
+          <Off
+            hasKernel={true}
+            connecting={state.status === 'connecting'}
+            reason={state.reason}
+            onLoad={() => actions.loadExtension()}
+          />
+        ) : null}
+        <Datasets rows={datasetRows(state.records)} />
+        <PersonalData frames={piiFrames(state.records)} />
+        <Pickles rows={pickleRows(state.records)} />
+        <Export
+          state={state.export}
+          disabled={state.status !== 'on'}
+          onExport={(paths, outDir) => actions.requestExport(paths, outDir)}
+        />
+      </>
+    );
+  return (
+    <div className="mlsecops-Body">
+      <h2 className="mlsecops-Title">
+        <shieldIcon.react tag="span" className="mlsecops-Title-icon" />
+        Guardrails
+      </h2>
+      {body}
+    </div>
+  );
+}
