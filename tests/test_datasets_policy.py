@@ -170,3 +170,17 @@ def test_invalid_rules_are_reported_with_the_key(data: Path) -> None:
     policy(data, '[[datasets.rules]]\nmatch = "pii"\naction = "deny"\n')
     loaded = load_policy()
     assert any("datasets.rules" in str(e) and "action" in str(e) for e in loaded.errors)
+
+
+def test_a_blocked_polars_scan_fails_when_created_and_nothing_is_recorded(
+    shell: InteractiveShell, data: Path
+) -> None:
+    policy(data, '[[datasets.rules]]\nmatch = "pii"\naction = "block"\n')
+    guard = load_with_datasets(shell)
+    result = shell.run_cell("import polars as pl\nlazy = pl.scan_csv('pii/customers.csv')")
+    assert isinstance(result.error_in_exec, DatasetAccessBlocked)
+    assert "lazy" not in shell.user_ns
+    run(shell, "rows = pl.scan_csv('public.csv').collect()")
+    assert [a.uri.rpartition("/")[2] for a in accesses(guard, "read")] == ["public.csv"]
+    [blocked] = records(shell, "dataset.blocked")
+    assert blocked["data"]["reader"] == "polars.scan_csv"

@@ -106,6 +106,49 @@ def test_reading_twice_in_one_cell_is_one_record_and_again_in_the_next_cell(
     ]
 
 
+def test_a_polars_scan_is_recorded_when_it_is_collected_not_when_created(
+    shell: InteractiveShell, data: Path
+) -> None:
+    guard = load_with_datasets(shell)
+    run(shell, "import polars as pl\nlazy = pl.scan_parquet('small.parquet')")
+    assert accesses(guard) == [] and records(shell, "dataset.read") == []
+    run(shell, "frame = lazy.filter(pl.col('id') > 1).collect()")
+    [access] = accesses(guard)
+    assert (access.reader, access.mode, access.uri) == (
+        "polars.scan_parquet",
+        "read",
+        (data / "small.parquet").resolve().as_uri(),
+    )
+    assert access.sha256 == sha256(data / "small.parquet")
+    assert access.frame is not None and (access.frame.rows, access.frame.library) == (2, "polars")
+    assert access.cell == shell.execution_count - 1  # the collecting cell, not the scan's
+    # Every collect is a read of that cell; a join reads both scans.
+    run(
+        shell,
+        "joined = lazy.join(pl.scan_csv('small.csv'), on='id').collect()\n"
+        "again = pl.collect_all([lazy])",
+    )
+    new = accesses(guard)[1:]
+    assert sorted((a.reader, Path(a.path).name) for a in new) == [
+        ("polars.scan_csv", "small.csv"),
+        ("polars.scan_parquet", "small.parquet"),
+    ]
+    # A frame built in memory reads no file.
+    run(shell, "mem = pl.DataFrame({'id': [1]}).lazy().collect()")
+    assert len(accesses(guard)) == 3
+
+
+def test_a_polars_sink_records_its_scans_as_reads_and_its_output_as_a_write(
+    shell: InteractiveShell, data: Path
+) -> None:
+    guard = load_with_datasets(shell)
+    run(shell, "import polars as pl\npl.scan_csv('small.csv').sink_parquet('out.parquet')")
+    [read] = accesses(guard, "read")
+    assert (read.reader, Path(read.path).name) == ("polars.scan_csv", "small.csv")
+    [write] = accesses(guard, "write")
+    assert (write.reader, write.sha256) == ("polars.sink_parquet", sha256(data / "out.parquet"))
+
+
 def test_sql_over_sqlite3_records_database_query_and_result_digest(
     shell: InteractiveShell, data: Path
 ) -> None:

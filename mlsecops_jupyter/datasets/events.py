@@ -13,7 +13,7 @@ as a second event, ``dataset.hashed``, that names the access by its
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mlsecops_jupyter.events import Event, Severity
 
@@ -40,6 +40,14 @@ class _AccessEvent(Event):
     rule_action: str | None = None
     justification_id: str | None = None
 
+    def data(self) -> dict[str, Any]:
+        # The fields are str, int or None: already JSON. The generic ``Event.data``
+        # walks every value through ``dataclasses.fields``; this runs once per read.
+        data = {name: getattr(self, name) for name in _access_fields(type(self))}
+        if all(type(v) in _PLAIN for v in data.values()):
+            return data
+        return super().data()
+
     def _digest_text(self) -> str:
         if self.sha256:
             return f"sha256 {self.sha256[:12]}"
@@ -49,6 +57,17 @@ class _AccessEvent(Event):
         if self.rows is None:
             return ""
         return f", {self.rows:,} rows x {self.columns} columns"
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _access_fields(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 @dataclasses.dataclass(frozen=True)

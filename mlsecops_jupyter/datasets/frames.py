@@ -9,6 +9,7 @@ across sessions and machines (for the same library).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from typing import Any
 
@@ -23,8 +24,20 @@ class FrameShape:
     schema_fingerprint: str
 
 
-def _fingerprint(schema: list[tuple[str, str]]) -> str:
-    return hashlib.sha256(canonical_json(schema).encode()).hexdigest()[:16]
+@functools.lru_cache(maxsize=512)
+def _fingerprint(schema: tuple[tuple[str, str], ...]) -> str:
+    # Cached: a notebook reads the same few schemas over and over.
+    return hashlib.sha256(canonical_json(list(schema)).encode()).hexdigest()[:16]
+
+
+def _pandas_dtypes(frame: Any) -> Any:
+    # ``DataFrame.dtypes`` builds a Series (about 15 us); the block manager's
+    # array of dtypes is the same values, in column order.
+    try:
+        dtypes = frame._mgr.get_dtypes()
+    except AttributeError:  # another pandas layout
+        return frame.dtypes.to_numpy()
+    return dtypes if len(dtypes) == len(frame.columns) else frame.dtypes.to_numpy()
 
 
 def frame_shape(value: Any) -> FrameShape | None:
@@ -32,13 +45,16 @@ def frame_shape(value: Any) -> FrameShape | None:
     module = type(value).__module__.partition(".")[0]
     name = type(value).__name__
     if module == "pandas" and name == "DataFrame":
-        schema = [(str(c), str(t)) for c, t in value.dtypes.items()]
-        return FrameShape("pandas", len(value), len(value.columns), _fingerprint(schema))
+        schema = tuple(
+            (str(c), str(t)) for c, t in zip(value.columns, _pandas_dtypes(value), strict=True)
+        )
+        rows, columns = value.shape
+        return FrameShape("pandas", rows, columns, _fingerprint(schema))
     if module == "polars" and name == "DataFrame":
-        schema = [(str(c), str(t)) for c, t in value.schema.items()]
+        schema = tuple((str(c), str(t)) for c, t in value.schema.items())
         return FrameShape("polars", value.height, value.width, _fingerprint(schema))
     if module == "pyarrow" and name in ("Table", "RecordBatch"):
-        schema = [(f.name, str(f.type)) for f in value.schema]
+        schema = tuple((f.name, str(f.type)) for f in value.schema)
         return FrameShape("pyarrow", value.num_rows, value.num_columns, _fingerprint(schema))
     return None
 

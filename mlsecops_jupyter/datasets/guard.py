@@ -15,6 +15,13 @@ Two ways in, one record per (cell, URI, mode):
   return value, and while it runs the ``open`` listener stands aside so the
   read is recorded once, by the wrapper.
 
+A polars ``scan_*`` reads nothing when it is created: the policy is checked
+then (a block stops it there), and the read is recorded, under the scan's
+reader name, when a plan that contains the scan runs (``collect``,
+``collect_all``, ``profile``, ``sink_*``). Scans are recognised by their line in
+polars' plan (``Parquet SCAN [data/x.parquet]``); two scans spelled alike
+(the same relative path from two working directories) are not told apart.
+
 Reads are hashed when they happen (small files synchronously, cached by file
 version; large ones in the background, with a ``dataset.hashed`` update).
 Writes through ``open`` are hashed after the cell, when the file is complete;
@@ -86,6 +93,8 @@ _HASHABLE_REMOTE = frozenset({"memory"})  # in-process file systems: hashing cos
 _NOISE = "noise"
 _MAX_PATHS = 20_000
 _MAX_FRAMES = 1_000
+_MAX_SCANS = 1_000
+_SCAN_MARK = " SCAN ["  # polars' plan line of a file scan: "Parquet SCAN [data/x.parquet]"
 
 # Set while a wrapped reader runs: nested wrappers and the open listener stand aside.
 _INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("mlsecops_dataset", default=False)
@@ -185,6 +194,7 @@ class _Target:
     uri: str
     path: str | None
     hash_with: Any = None  # (fsspec file system, path) for in-process remote files
+    reader: str | None = None  # a polars scan read by a collect: the scan's reader
 
 
 @dataclasses.dataclass
@@ -197,6 +207,7 @@ class _Plan:
     rules: list[Rule | None]
     database: str | None = None
     query: str | None = None
+    reads: _Plan | None = None  # a polars sink_*: the scans its plan reads
 
 
 class DatasetGuard:
@@ -215,6 +226,12 @@ class DatasetGuard:
         self._prefixes: tuple[str, ...] = ()
         self._noise_files: frozenset[str] = frozenset()
         self._paths: dict[str, tuple[str, str] | str] = {}  # abs path -> (uri, real) or noise
+        # reader argument (absolute, or (cwd, relative)) -> its target, or None for noise
+        self._targets: dict[Any, _Target | None] = {}
+        # polars scans not yet run: their plan line ("Csv SCAN [a.csv]") -> targets, reader
+        self._scans: dict[str, tuple[tuple[_Target, ...], str]] = {}
+        self._modules: tuple[str, ...] = ()
+        self._imported: tuple[Any, ...] = ()
         self._threshold = 256 * 1024 * 1024
         self._scope = 0
         self._scopes = itertools.count(1)
@@ -260,6 +277,8 @@ class DatasetGuard:
             )
         )
         self._patcher.start(Patch(e.module, e.attribute, self._wrapper_maker(e)) for e in READERS)
+        self._modules = tuple(dict.fromkeys(e.module for e in READERS))
+        self._imported = self._modules_now()
         self._unregister.append(session.subscribe(self._on_record))
         hooks.add("pre_run_cell", NAME, self._before_cell)
         hooks.add("post_run_cell", NAME, self._after_cell)
@@ -276,6 +295,8 @@ class DatasetGuard:
         self._patcher.stop()
         self.hasher.stop()
         self._paths.clear()
+        self._targets.clear()
+        self._scans.clear()
         self._frames.clear()
 
     # --- cells ---------------------------------------------------------------------------
@@ -283,7 +304,16 @@ class DatasetGuard:
     def _before_cell(self, info: object = None) -> None:
         if self._on:
             self._scope = next(self._scopes)
-            self._patcher.refresh()
+            # The refresh is for modules the import hook could not patch: only
+            # needed when one of the wrapped modules was (re)imported since.
+            imported = self._modules_now()
+            if imported != self._imported:
+                self._patcher.refresh()
+                self._imported = imported
+
+    def _modules_now(self) -> tuple[Any, ...]:
+        modules = sys.modules
+        return tuple([modules.get(name) for name in self._modules])
 
     def _after_cell(self, result: object = None) -> None:
         if self._on and self._pending_writes:
@@ -660,7 +690,10 @@ class DatasetGuard:
                     result = original(*args, **kwargs)
                 finally:
                     _INSIDE.reset(token)
-                guard._after(plan, result)
+                if entry.kind == "scan":
+                    guard._planned(plan, result)
+                else:
+                    guard._after(plan, result)
                 return result
 
             return tracked
@@ -673,10 +706,12 @@ class DatasetGuard:
         plan: _Plan | None = None
         with self._guard():
             plan = self._make_plan(entry, args, kwargs)
-            if plan is not None:
-                plan.rules = [
-                    self._check(t.uri, t.path, plan.mode, entry.reader) for t in plan.targets
-                ]
+            for part in (plan, plan.reads if plan is not None else None):
+                if part is not None:
+                    part.rules = [
+                        self._check(t.uri, t.path, part.mode, t.reader or entry.reader)
+                        for t in part.targets
+                    ]
         return plan
 
     def _make_plan(
@@ -700,19 +735,65 @@ class DatasetGuard:
             return _Plan(entry, "read", targets, [], None, query_text(source))
         if entry.kind == "fsspec":
             return self._fsspec_plan(entry, args, kwargs, source)
+        if entry.kind == "collect":
+            return self._collect_plan(entry, source)
         names = targets_of(source)
         if not names:
             return None
         targets = [t for t in (self._target(n) for n in names) if t is not None]
         if not targets:
             return None
-        return _Plan(entry, entry.mode, targets, [])
+        plan = _Plan(entry, entry.mode, targets, [])
+        if entry.kind == "sink":
+            plan.reads = self._collect_plan(entry, args[0] if args else None)
+        return plan
 
     def _target(self, name: str) -> _Target | None:
+        # Cached per argument and working directory (as _classify caches open events):
+        # canonicalising costs a realpath, a policy read pays it once per file.
+        key: Any = name if name[:1] == os.sep else (os.getcwd(), name)
+        if key in self._targets:
+            return self._targets[key]
         uri, path = canonical_uri(name)
         if path is not None and is_noise(path, self._prefixes, self._noise_files):
+            target = None
+        else:
+            target = _Target(uri, path, _in_process_file(uri) if path is None else None)
+        if path is not None:  # URLs are not cached: fsspec may spell them differently later
+            if len(self._targets) > _MAX_PATHS:
+                self._targets.clear()
+            self._targets[key] = target
+        return target
+
+    # --- polars lazy scans -------------------------------------------------------------
+
+    def _planned(self, plan: _Plan, lazy: Any) -> None:
+        """A scan was created: remember it until a plan that reads it runs."""
+        with self._guard():
+            line = _scan_line(_plan_text(lazy))
+            if line is None:
+                # Not a plan this version of polars spells as expected: record it now
+                # rather than lose it.
+                self._after(plan, None)
+                return
+            if len(self._scans) >= _MAX_SCANS:
+                del self._scans[next(iter(self._scans))]
+            self._scans.pop(line, None)
+            self._scans[line] = (tuple(plan.targets), plan.entry.reader)
+
+    def _collect_plan(self, entry: ReaderEntry, source: Any) -> _Plan | None:
+        """The scans a LazyFrame (or a list of them) reads, when it is collected."""
+        if not self._scans or source is None:
             return None
-        return _Target(uri, path, _in_process_file(uri) if path is None else None)
+        lazies = source if isinstance(source, (list, tuple)) else (source,)
+        texts = [_plan_text(lazy) for lazy in lazies]
+        targets: list[_Target] = []
+        for line, (scanned, reader) in self._scans.items():
+            if any(line in text for text in texts):
+                targets.extend(dataclasses.replace(t, reader=reader) for t in scanned)
+        if not targets:
+            return None
+        return _Plan(entry, "read", targets, [])
 
     def _fsspec_plan(
         self, entry: ReaderEntry, args: Sequence[Any], kwargs: dict[str, Any], source: Any
@@ -733,8 +814,10 @@ class DatasetGuard:
         return _Plan(entry, "write" if writing else "read", [_Target(uri, None, hash_with)], [])
 
     def _after(self, plan: _Plan, result: Any) -> None:
+        if plan.reads is not None:
+            self._after(plan.reads, None)
         with self._guard():
-            frame = result if plan.entry.kind not in ("scan", "fsspec") else None
+            frame = result if plan.entry.kind not in ("scan", "fsspec", "sink") else None
             reader = plan.entry.reader
             if plan.entry.kind == "fsspec" and plan.mode == "write":
                 # The file is written after open returns: hashed after the cell.
@@ -749,7 +832,7 @@ class DatasetGuard:
                     target.uri,
                     target.path,
                     plan.mode,
-                    reader,
+                    target.reader or reader,
                     rule=rule,
                     frame=frame if len(plan.targets) == 1 else None,
                     database=plan.database,
@@ -787,6 +870,28 @@ def _in_process_file(uri: str) -> Any:
         return fsspec_core.url_to_fs(uri)
     except Exception:
         return None
+
+
+def _plan_text(lazy: Any) -> str:
+    """A polars LazyFrame's unoptimised plan ("" for anything else)."""
+    explain = getattr(lazy, "explain", None)
+    if explain is None:
+        return ""
+    token = _INSIDE.set(True)  # resolving a CSV scan's schema reads its header
+    try:
+        return str(explain(optimized=False))
+    except Exception:
+        return ""
+    finally:
+        _INSIDE.reset(token)
+
+
+def _scan_line(plan: str) -> str | None:
+    """The line of a scan's plan that names its files; it reappears in any plan built on it."""
+    for line in plan.splitlines():
+        if _SCAN_MARK in line:
+            return line.strip()
+    return None
 
 
 def _reason(error: BaseException) -> str:

@@ -15,7 +15,10 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-Kind = Literal["file", "scan", "sql", "sql_table", "duckdb", "fsspec"]
+# "scan": a lazy polars scan, checked against the policy when it is created and
+# recorded when a plan that reads it runs ("collect": collect, collect_all, ...;
+# "sink": a sink_* write, whose plan's scans are recorded as reads too).
+Kind = Literal["file", "scan", "collect", "sink", "sql", "sql_table", "duckdb", "fsspec"]
 Pick = Callable[[Sequence[Any], dict[str, Any]], Any]
 
 
@@ -49,9 +52,11 @@ def _r(
     return ReaderEntry(module, attribute, reader, "read", source, kind)
 
 
-def _w(module: str, attribute: str, source: Pick, name: str = "") -> ReaderEntry:
+def _w(
+    module: str, attribute: str, source: Pick, name: str = "", kind: Kind = "file"
+) -> ReaderEntry:
     reader = name or f"{module.partition('.')[0]}.{attribute.rpartition('.')[2]}"
-    return ReaderEntry(module, attribute, reader, "write", source)
+    return ReaderEntry(module, attribute, reader, "write", source, kind)
 
 
 _PD_FIRST = arg(0, "filepath_or_buffer", "path_or_buf", "path", "io", "path_or_buffer")
@@ -137,7 +142,9 @@ READERS: tuple[ReaderEntry, ...] = (
     _w("pyarrow.feather", "write_feather", arg(1, "dest"), "pyarrow.feather.write_feather"),
     _r("pyarrow.orc", "read_table", arg(0, "source"), name="pyarrow.orc.read_table"),
     _r("pyarrow.dataset", "dataset", arg(0, "source"), name="pyarrow.dataset.dataset"),
-    # polars: native I/O; scan_* are recorded when the scan is created (see README)
+    # polars: native I/O. scan_* are checked against the policy when created and
+    # recorded when a plan that reads them runs (collect, collect_async,
+    # collect_all, profile, sink_*), under the scan's reader name.
     *(
         _r("polars", name, arg(0, "source"))
         for name in (
@@ -166,8 +173,22 @@ READERS: tuple[ReaderEntry, ...] = (
         )
     ),
     *(
-        _w("polars.lazyframe.frame", f"LazyFrame.{name}", _SELF_PATH, f"polars.{name}")
-        for name in ("sink_parquet", "sink_csv", "sink_ipc")
+        _r(
+            "polars.lazyframe.frame",
+            f"LazyFrame.{name}",
+            arg(0, "self"),
+            "collect",
+            "polars.collect",
+        )
+        for name in ("collect", "collect_async", "collect_batches", "profile")
+    ),
+    *(
+        _r("polars", name, arg(0, "lazy_frames"), "collect", "polars.collect")
+        for name in ("collect_all", "collect_all_async")
+    ),
+    *(
+        _w("polars.lazyframe.frame", f"LazyFrame.{name}", _SELF_PATH, f"polars.{name}", "sink")
+        for name in ("sink_parquet", "sink_csv", "sink_ipc", "sink_ndjson")
     ),
     # model files
     _r("joblib", "load", arg(0, "filename")),
