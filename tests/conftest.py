@@ -72,3 +72,21 @@ def installed_guardrail(kind: type) -> Any:
     assert state is not None, "the extension is not loaded"
     [guardrail] = [g for g in state.guardrails if isinstance(g, kind)]
     return guardrail
+
+
+@pytest.fixture
+def own_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own Jupyter config directory, hence its own signing key."""
+    config = tmp_path / "jupyter-config"
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
+    monkeypatch.delenv("MLSECOPS_SIGNING_KEY", raising=False)
+    return config
+
+
+@pytest.fixture
+def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
+    """The shell is shared by the tests: drop the variables this test made."""
+    before = set(shell.user_ns)
+    yield
+    for name in set(shell.user_ns) - before:
+        del shell.user_ns[name]

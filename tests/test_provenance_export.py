@@ -10,52 +10,20 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from _provenance_support import mlsecops
 from conftest import EXTENSION, run, stored_records
 from IPython.core.interactiveshell import InteractiveShell
 
-import mlsecops_jupyter.provenance.commands  # noqa: F401  (registers %mlsecops provenance)
+# Each test gets its own signing key and leaves the shared shell as it found it.
+pytestmark = pytest.mark.usefixtures("own_config_dir", "clean_namespace")
+
 
 BUILD_TYPE = "https://mlsecops-jupyter.dev/notebook-run/v1"
-
-
-@pytest.fixture(autouse=True)
-def own_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own Jupyter config directory, hence its own signing key."""
-    config = tmp_path / "jupyter-config"
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
-    monkeypatch.delenv("MLSECOPS_SIGNING_KEY", raising=False)
-    return config
-
-
-@pytest.fixture(autouse=True)
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
-
-
-def mlsecops(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``mlsecops ARGS`` in-process: the real CLI once wired, the provenance one until then."""
-    from mlsecops_jupyter import cli
-
-    main = cli.main
-    try:
-        cli.build_parser().parse_args(["key", "public"])
-    except SystemExit:
-        from mlsecops_jupyter.provenance import cli as provenance_cli
-
-        main = provenance_cli.main
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def sha256sum(path: Path) -> str:

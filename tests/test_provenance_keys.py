@@ -6,48 +6,17 @@ import base64
 import hashlib
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _provenance_support import mlsecops
 from conftest import EXTENSION, run
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from IPython.core.interactiveshell import InteractiveShell
 
-import mlsecops_jupyter.provenance.commands  # noqa: F401  (registers %mlsecops provenance)
-
-
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "jupyter-config"
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
-    monkeypatch.delenv("MLSECOPS_SIGNING_KEY", raising=False)
-    return config
-
-
-@pytest.fixture(autouse=True)
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
-
-
-def mlsecops(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from mlsecops_jupyter import cli
-
-    main = cli.main
-    try:
-        cli.build_parser().parse_args(["key", "public"])
-    except SystemExit:
-        from mlsecops_jupyter.provenance import cli as provenance_cli
-
-        main = provenance_cli.main
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+# Each test gets its own signing key and leaves the shared shell as it found it.
+pytestmark = pytest.mark.usefixtures("own_config_dir", "clean_namespace")
 
 
 def company_key(path: Path) -> str:
@@ -72,9 +41,9 @@ def signer_of(envelope: Path) -> str:
 
 
 def test_first_use_creates_an_owner_only_key_and_key_public_prints_it(
-    config_dir: Path, capsys: pytest.CaptureFixture[str]
+    own_config_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key_file = config_dir / "mlsecops" / "signing-key.pem"
+    key_file = own_config_dir / "mlsecops" / "signing-key.pem"
     assert not key_file.exists()
     code, out, _ = mlsecops(capsys, "key", "public")
     assert code == 0
@@ -112,7 +81,7 @@ def export_in_shell(shell: InteractiveShell, work: Path) -> Path:
 def test_a_company_key_from_the_environment_signs_instead(
     shell: InteractiveShell,
     isolated: Path,
-    config_dir: Path,
+    own_config_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -120,7 +89,7 @@ def test_a_company_key_from_the_environment_signs_instead(
     monkeypatch.setenv("MLSECOPS_SIGNING_KEY", str(isolated.parent / "company.pem"))
     envelope = export_in_shell(shell, isolated)
     assert signer_of(envelope) == key_id
-    assert not (config_dir / "mlsecops" / "signing-key.pem").exists()
+    assert not (own_config_dir / "mlsecops" / "signing-key.pem").exists()
     payload = json.loads(base64.b64decode(json.loads(envelope.read_text())["payload"]))
     signer = payload["predicate"]["buildDefinition"]["internalParameters"]["signer"]
     assert signer["keyId"] == key_id and "MLSECOPS_SIGNING_KEY" in signer["origin"]

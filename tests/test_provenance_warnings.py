@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,8 @@ import pytest
 from conftest import EXTENSION, run
 from IPython.core.interactiveshell import InteractiveShell
 
-import mlsecops_jupyter.provenance.commands  # noqa: F401  (registers %mlsecops provenance)
-
-
-@pytest.fixture(autouse=True)
-def own_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "jupyter-config"))
-    monkeypatch.delenv("MLSECOPS_SIGNING_KEY", raising=False)
-
-
-@pytest.fixture(autouse=True)
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
+# Each test gets its own signing key and leaves the shared shell as it found it.
+pytestmark = pytest.mark.usefixtures("own_config_dir", "clean_namespace")
 
 
 class _RunsACommand:
