@@ -21,7 +21,12 @@ kernel → panel
   ``snapshot``          identity, policy, audit status, guardrails and the session's
                         records so far (``Record.to_json()``: never raw personal data)
   ``event``             one new record, as it is published
-  ``export_response``   ``paths``: the files written
+  ``export_response``   ``paths``: the files written (absolute); ``cwd``: the kernel's
+                        working directory (the panel turns paths under it into
+                        links); ``verified``: true/false, the written envelope
+                        checked with ``mlsecops_jupyter.provenance.verify`` (signature,
+                        statement, model digests, companion files), or null when it
+                        could not be checked; ``verification``: one line per check
   ``error``             ``message``; ``request_id`` when it answers a request
 
 A request may carry ``request_id`` (a string); replies echo it.
@@ -279,10 +284,35 @@ def export(session: Session, data: Mapping[str, Any]) -> Message:
         return error_message("export_request: model_paths must be a list of paths")
     if not isinstance(out_dir, str) or not out_dir.strip():
         return error_message("export_request: out_dir must be a directory path")
-    result = export_provenance(
-        session=session, model_paths=[Path(p) for p in model_paths], out_dir=Path(out_dir)
-    )
-    return {"type": "export_response", "paths": _written_paths(result)}
+    models = [Path(p) for p in model_paths]
+    result = export_provenance(session=session, model_paths=models, out_dir=Path(out_dir))
+    verified, verification = _verify(session, result, models)
+    return {
+        "type": "export_response",
+        "paths": _written_paths(result),
+        "cwd": str(Path.cwd()),
+        "verified": verified,
+        "verification": verification,
+    }
+
+
+def _verify(session: Session, result: Any, models: list[Path]) -> tuple[bool | None, list[str]]:
+    """Check the envelope just written, as ``mlsecops verify`` would: (verified, check lines)."""
+    envelope = getattr(result, "envelope", None)
+    if envelope is None:
+        return None, ["no envelope to verify"]
+    try:
+        from mlsecops_jupyter.provenance.keys import signing_key
+        from mlsecops_jupyter.provenance.verify import verify_envelope
+        from mlsecops_jupyter.runtime_hooks import own_io
+
+        public_key = signing_key(session.policy, create=False).public_key
+        # The guardrails' own reads: not dataset accesses of the user's.
+        with own_io():
+            checked = verify_envelope(Path(envelope), public_key, models)
+    except Exception as error:  # the export is written: report, do not fail it
+        return None, [f"not verified: {type(error).__name__}: {error}"]
+    return checked.ok, [check.line() for check in checked.checks]
 
 
 def _written_paths(result: Any) -> list[str]:

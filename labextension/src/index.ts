@@ -11,9 +11,12 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
 
+import { Widget } from '@lumino/widgets';
+
 import { KernelChannel } from './channel';
 import { GuardrailsModel } from './model';
 import { GuardrailsPanel } from './panel';
+import { kernelRelativePath, serverPath } from './protocol';
 
 const PLUGIN_ID = 'mlsecops-jupyter:plugin';
 
@@ -41,6 +44,27 @@ class KernelFollower {
 
   get channel(): KernelChannel | null {
     return this._channel;
+  }
+
+  /** The followed notebook's path from the server's root, or null. */
+  get notebookPath(): string | null {
+    return this._panel?.context.path ?? null;
+  }
+
+  /**
+   * Run `%load_ext mlsecops_jupyter` in the followed notebook's kernel. Right
+   * after a restart there is no channel yet (it is made once the kernel is
+   * idle): make it now rather than ignore the click.
+   */
+  loadExtension(): void {
+    if (!this._channel) {
+      const kernel = this._panel?.sessionContext.session?.kernel ?? null;
+      if (!kernel) {
+        return;
+      }
+      this._setKernel(kernel, true);
+    }
+    void this._channel?.loadExtension();
   }
 
   refresh(): void {
@@ -118,6 +142,40 @@ class KernelFollower {
   private _channel: KernelChannel | null = null;
 }
 
+/**
+ * The file (not folder, not notebook) selected in the file browser, as a server path, or null.
+ *
+ * Found in the left sidebar by id and shape rather than through the file
+ * browser's token, which would make @jupyterlab/filebrowser a dependency;
+ * Notebook 7's notebook page has no file browser there: null.
+ */
+function fileBrowserSelection(app: JupyterFrontEnd): string | null {
+  let widgets: IterableIterator<Widget>;
+  try {
+    widgets = app.shell.widgets('left');
+  } catch {
+    return null;
+  }
+  for (const widget of widgets) {
+    const browser = widget as any;
+    if (widget.id !== 'filebrowser' || typeof browser.selectedItems !== 'function') {
+      continue;
+    }
+    for (const item of browser.selectedItems()) {
+      // A folder or a notebook is not a model file.
+      if (
+        item &&
+        item.type !== 'directory' &&
+        item.type !== 'notebook' &&
+        typeof item.path === 'string'
+      ) {
+        return item.path;
+      }
+    }
+  }
+  return null;
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
@@ -134,8 +192,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const model = new GuardrailsModel();
     const follower = new KernelFollower(tracker, model);
     const panel = new GuardrailsPanel(model, {
-      loadExtension: () => void follower.channel?.loadExtension(),
-      requestExport: (paths, outDir) => follower.channel?.requestExport(paths, outDir)
+      loadExtension: () => follower.loadExtension(),
+      requestExport: (paths, outDir) => follower.channel?.requestExport(paths, outDir),
+      selectedModelPath: () => {
+        const selected = fileBrowserSelection(app);
+        const notebook = follower.notebookPath;
+        return selected && notebook !== null ? kernelRelativePath(selected, notebook) : null;
+      },
+      openablePath: (file, cwd) => {
+        const notebook = follower.notebookPath;
+        return cwd && notebook !== null ? serverPath(file, cwd, notebook) : null;
+      },
+      openFile: path => {
+        void app.commands.execute('docmanager:open', { path });
+      }
     });
     app.shell.add(panel, 'right', { rank: 900 });
 

@@ -20,6 +20,9 @@ const IDLE_EXPORT: IExportState = {
   status: 'idle',
   requestId: null,
   paths: [],
+  cwd: null,
+  verified: null,
+  verification: [],
   message: null
 };
 
@@ -114,7 +117,7 @@ export class GuardrailsModel implements IGuardrailsModel {
   exportRequested(kernelId: string, requestId: string): void {
     this._update(kernelId, state => ({
       ...state,
-      export: { status: 'pending', requestId, paths: [], message: null }
+      export: { ...IDLE_EXPORT, status: 'pending', requestId }
     }));
   }
 
@@ -201,6 +204,11 @@ function apply(state: IKernelState, message: KernelMessage): IKernelState {
           status: 'done',
           requestId: state.export.requestId,
           paths: message.paths.map(String),
+          cwd: typeof message.cwd === 'string' ? message.cwd : null,
+          verified: typeof message.verified === 'boolean' ? message.verified : null,
+          verification: Array.isArray(message.verification)
+            ? message.verification.map(String)
+            : [],
           message: null
         }
       };

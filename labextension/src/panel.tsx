@@ -18,6 +18,11 @@ export interface IPanelActions {
   /** Run `%load_ext mlsecops_jupyter` in the active kernel. */
   loadExtension(): void;
   requestExport(modelPaths: string[], outDir: string): void;
+  /** The file browser's selection, relative to the active notebook's kernel, or null. */
+  selectedModelPath(): string | null;
+  /** A file the kernel wrote, as a path the document manager opens, or null. */
+  openablePath(file: string, cwd: string | null): string | null;
+  openFile(serverPath: string): void;
 }
 
 export class GuardrailsPanel extends ReactWidget {
@@ -75,6 +80,9 @@ function GuardrailsView(props: {
           state={state.export}
           disabled={state.status !== 'on'}
           onExport={(paths, outDir) => actions.requestExport(paths, outDir)}
+          selectedModelPath={() => actions.selectedModelPath()}
+          openablePath={(file, cwd) => actions.openablePath(file, cwd)}
+          openFile={path => actions.openFile(path)}
         />
       </>
     );

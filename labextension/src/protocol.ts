@@ -48,6 +48,46 @@ export function parsePaths(text: string): string[] {
     .filter(part => part.length > 0);
 }
 
+/** The directory part of a `/`-separated path ('' for a top-level name). */
+export function dirname(path: string): string {
+  const index = path.replace(/\/+$/, '').lastIndexOf('/');
+  return index <= 0 ? '' : path.slice(0, index);
+}
+
+/**
+ * Where a file the kernel wrote is, relative to the server's root (what
+ * `docmanager:open` takes), or null when that cannot be told.
+ *
+ * The kernel reports its working directory; the server starts a notebook's
+ * kernel in the notebook's directory, so the root is `cwd` minus that directory.
+ */
+export function serverPath(file: string, cwd: string, notebookPath: string): string | null {
+  const directory = dirname(notebookPath.replace(/^\/+/, ''));
+  let root = cwd.replace(/\/+$/, '');
+  if (directory) {
+    if (!root.endsWith(`/${directory}`)) {
+      return null;
+    }
+    root = root.slice(0, root.length - directory.length - 1);
+  }
+  if (!file.startsWith(`${root}/`)) {
+    return null;
+  }
+  const relative = file.slice(root.length + 1);
+  return relative.split('/').includes('..') ? null : relative;
+}
+
+/** A server path (say, the file browser's selection) as the kernel sees it from `notebookPath`'s directory. */
+export function kernelRelativePath(path: string, notebookPath: string): string {
+  const from = dirname(notebookPath.replace(/^\/+/, '')).split('/').filter(Boolean);
+  const to = path.replace(/^\/+/, '').split('/').filter(Boolean);
+  let common = 0;
+  while (common < from.length && common < to.length - 1 && from[common] === to[common]) {
+    common += 1;
+  }
+  return [...from.slice(common).map(() => '..'), ...to.slice(common)].join('/');
+}
+
 export type ParseResult =
   | { ok: true; message: KernelMessage }
   | { ok: false; problem: string };

@@ -103,7 +103,14 @@ export interface IExportResponseMessage {
   v: number;
   type: 'export_response';
   request_id?: string;
+  /** The files written, absolute paths in the kernel's file system. */
   paths: string[];
+  /** The kernel's working directory (older kernels leave it out). */
+  cwd?: string;
+  /** The written envelope checked by the kernel; null: it could not be checked. */
+  verified?: boolean | null;
+  /** One line per check (`OK   signature: ...`, `FAIL subject: ...`). */
+  verification?: string[];
 }
 
 export interface IErrorMessage {
@@ -135,6 +142,11 @@ export interface IExportState {
   status: 'idle' | 'pending' | 'done' | 'failed';
   requestId: string | null;
   paths: string[];
+  /** The kernel's working directory when it answered, to open the files written. */
+  cwd: string | null;
+  /** true/false: the kernel verified the envelope; null: not reported or not checkable. */
+  verified: boolean | null;
+  verification: string[];
   message: string | null;
 }
 

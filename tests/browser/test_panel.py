@@ -1,10 +1,18 @@
 """The guardrails panel in a real JupyterLab, in a real browser.
 
-Starts `jupyter lab` on 127.0.0.1 (with a token) in a copy of examples/, opens
-the tour notebook in the system Chromium (Playwright; no browser download),
-runs all cells, opens the panel from the command palette and reads what it
-shows: the dataset read, the personal-data columns, the blocked pickle.
-A screenshot of the panel is kept in tests/browser/artifacts/panel.png.
+Starts `jupyter lab` on 127.0.0.1 (with a token) in a copy of examples/, once
+for this module, and drives one page of the system Chromium (Playwright; no
+browser download) through the tests below, in order (each builds on the one
+before: pytest runs a module's tests in file order):
+
+1. run the tour notebook; the panel shows the dataset read, the personal-data
+   columns, the blocked pickle (screenshot in tests/browser/artifacts/panel.png);
+2. export the provenance of the model the tour trained from the panel's form:
+   the written files are listed, verified, and open on a click;
+3. restart the kernel: the panel says the guardrails are off, its button turns
+   them on again in the new kernel;
+4. a second notebook with its own kernel: the panel follows the active one;
+5. nothing the extension did logged an error in the browser console.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +39,23 @@ EXAMPLES = REPO / "examples"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = os.environ.get("MLSECOPS_CHROMIUM", "/usr/bin/chromium")
 NOTEBOOK = "guardrails_tour.ipynb"
+SECOND_NOTEBOOK = "second.ipynb"
+EMPTY_NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "1 + 1",
+            "outputs": [],
+            "execution_count": None,
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
 STARTUP_TIMEOUT_S = 60
 CELLS_TIMEOUT_MS = 120_000
 
@@ -86,8 +112,9 @@ class Lab:
             return json.loads(response.read())
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    tmp_path = tmp_path_factory.mktemp("lab")
     assert installed_labextension(), (
         "the mlsecops-jupyter labextension is not installed in this environment: "
         "`pip install -e .` (or `pip install .`) builds and installs it"
@@ -97,6 +124,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     shutil.copytree(EXAMPLES / "data", root / "data")
     for name in (NOTEBOOK, "mlsecops.toml"):
         shutil.copy(EXAMPLES / name, root / name)
+    (root / SECOND_NOTEBOOK).write_text(json.dumps(EMPTY_NOTEBOOK))
 
     # No "get Jupyter news?" toast over the panel in the screenshot.
     notification = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
@@ -136,6 +164,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
             "--LabApp.news_url=",
             "--LabApp.extension_manager=readonly",
+            # window.jupyterapp: the tests open the second notebook through its commands.
+            "--LabApp.expose_app_in_browser=True",
             *(["--allow-root"] if os.geteuid() == 0 else []),
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ],
@@ -169,24 +199,163 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         log.close()
 
 
-def test_the_panel_shows_what_the_tour_notebook_did(lab: Lab) -> None:
+class Browser:
+    """The one page the tests drive, and what its console said."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.console_errors: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
+
+    def _on_console(self, message: Any) -> None:
+        if message.type == "error":
+            location = message.location or {}
+            self.console_errors.append(f"{message.text} (at {location.get('url', '?')})")
+
+
+@pytest.fixture(scope="module")
+def browser(lab: Lab) -> Iterator[Browser]:
     playwright_api = pytest.importorskip("playwright.sync_api")
     assert Path(CHROMIUM).exists(), (
         f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` "
         "(or set MLSECOPS_CHROMIUM to a Chromium binary)"
     )
     ARTIFACTS.mkdir(exist_ok=True)
-
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+        chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
         )
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = chromium.new_page(viewport={"width": 1600, "height": 1000})
         try:
-            run_tour_and_check_panel(page, lab)
+            yield Browser(page)
         finally:
             page.screenshot(path=str(ARTIFACTS / "last-page.png"))
-            browser.close()
+            chromium.close()
+
+
+def test_the_panel_shows_what_the_tour_notebook_did(lab: Lab, browser: Browser) -> None:
+    run_tour_and_check_panel(browser.page, lab)
+
+
+def test_the_export_form_writes_verified_provenance_and_opens_the_files(
+    lab: Lab, browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page
+    panel = page.locator("#mlsecops-guardrails")
+    export = panel.locator("[data-section='export']")
+    export.locator("#mlsecops-export-models").fill("outputs/churn_model.joblib")
+    expect(export.locator("#mlsecops-export-dir")).to_have_value("provenance")
+    export.get_by_role("button", name="Export provenance").click()
+
+    written = export.locator("[data-kind='export-paths']")
+    expect(written).to_be_visible(timeout=60_000)
+    envelope = lab.root / "provenance" / "churn_model.joblib.intoto.json"
+    bom = lab.root / "provenance" / "churn_model.joblib.cdx.json"
+    for path in (envelope, bom):
+        assert path.is_file(), path
+        expect(written.locator(f"li[data-path='{path}']")).to_have_count(1)
+    # The kernel checked what it wrote, as `mlsecops verify` would.
+    verification = written.locator("[data-kind='verification']")
+    expect(verification).to_have_attribute("data-status", "verified")
+    expect(verification).to_contain_text("signature")
+    expect(verification).to_contain_text("churn_model.joblib: sha256 matches")
+
+    # Each file is a link that opens it in JupyterLab.
+    written.locator(f"li[data-path='{bom}'] a").click()
+    expect(notebook_tab(page, bom.name)).to_be_visible(timeout=20_000)
+    export.screenshot(path=str(ARTIFACTS / "export.png"))
+    # Back to the notebook, for the tests that follow.
+    notebook_tab(page, NOTEBOOK).click()
+
+
+def test_a_kernel_restart_turns_the_panel_off_and_its_button_on_again(
+    lab: Lab, browser: Browser
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page
+    panel = page.locator("#mlsecops-guardrails")
+    expect(panel.locator(".mlsecops-Status-on")).to_contain_text("Guardrails on")
+
+    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+
+    off = panel.locator("[data-state='off']")
+    expect(off).to_be_visible(timeout=30_000)
+    expect(panel.locator(".mlsecops-Status-on")).to_have_count(0)
+
+    off.get_by_role("button", name="Turn guardrails on").click()
+    expect(panel.locator(".mlsecops-Status-on")).to_have_text(
+        "Guardrails on · pii, pickles, datasets", timeout=30_000
+    )
+    expect(off).to_have_count(0)
+    # A new session: what the kernel saw before the restart is not shown as current.
+    expect(panel.locator("[data-section='datasets']")).not_to_contain_text("customers.csv")
+
+
+def test_the_panel_follows_the_active_notebook_and_its_kernel(lab: Lab, browser: Browser) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.page
+    panel = page.locator("#mlsecops-guardrails")
+    page.evaluate(
+        "async path => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }",
+        SECOND_NOTEBOOK,
+    )
+    expect(notebook_tab(page, SECOND_NOTEBOOK)).to_be_visible(timeout=30_000)
+    wait_for_kernels(lab, 2)
+
+    # The second notebook's kernel has no guardrails: the panel says so.
+    expect(panel.locator("[data-state='off']")).to_be_visible(timeout=30_000)
+    expect(panel.locator("[data-section='header']")).to_have_count(0)
+
+    notebook_tab(page, NOTEBOOK).click()
+    expect(panel.locator(".mlsecops-Status-on")).to_contain_text("Guardrails on", timeout=30_000)
+    expect(panel.locator("[data-section='header']")).to_contain_text(NOTEBOOK)
+
+    notebook_tab(page, SECOND_NOTEBOOK).click()
+    expect(panel.locator("[data-state='off']")).to_be_visible(timeout=30_000)
+
+    # Turned on in the second kernel, then each notebook shows its own.
+    panel.get_by_role("button", name="Turn guardrails on").click()
+    header = panel.locator("[data-section='header']")
+    expect(header).to_contain_text(SECOND_NOTEBOOK, timeout=30_000)
+    expect(panel.locator(".mlsecops-Status-on")).to_contain_text("Guardrails on")
+    notebook_tab(page, NOTEBOOK).click()
+    expect(header).to_contain_text(NOTEBOOK, timeout=30_000)
+    expect(header).not_to_contain_text(SECOND_NOTEBOOK)
+
+
+def test_the_extension_logged_no_errors_in_the_browser_console(browser: Browser) -> None:
+    for error in browser.console_errors:  # shown with -s or -rP: JupyterLab's own
+        print("console error:", error)
+    # JupyterLab's own "Comm not found for comm id ..." (a comm_close from the
+    # kernel as it restarts, after the page dropped its comms) is printed above,
+    # not counted here: see the report on the restart path.
+    ours = [e for e in browser.console_errors if "mlsecops" in e.lower()]
+    assert not ours, "\n".join(ours)
+
+
+def notebook_tab(page: Any, name: str) -> Any:
+    return page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").filter(has_text=name).first
+
+
+def wait_for_kernels(lab: Lab, count: int, timeout_s: float = 30) -> None:
+    """Until the server runs ``count`` sessions, each with a kernel of its own."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sessions = lab.get("/api/sessions")
+        assert isinstance(sessions, list)
+        kernels = {s["kernel"]["id"] for s in sessions if s.get("kernel")}
+        if len(sessions) >= count and len(kernels) == len(sessions):
+            return
+        assert time.monotonic() < deadline, f"sessions: {sessions}"
+        time.sleep(0.3)
 
 
 def run_tour_and_check_panel(page: object, lab: Lab) -> None:
@@ -271,10 +440,16 @@ def open_panel(page: object) -> None:
         except Exception:
             continue
     if opened:
-        palette.fill("Show mlsecops Guardrails")
-        page.keyboard.press("Enter")
-    else:
-        # A cold first start can leave the palette shortcut unbound for a while;
-        # the shield tab in the right sidebar opens the same panel.
-        page.locator("li.lm-TabBar-tab[data-id='mlsecops-guardrails']").click()
+        try:
+            # The palette closes when something else takes the focus (a cell
+            # focused as the notebook comes up): then use the tab below.
+            palette.fill("Show mlsecops Guardrails", timeout=5_000)
+            page.keyboard.press("Enter")
+            page.locator("#mlsecops-guardrails").wait_for(state="visible", timeout=5_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    # A cold first start can leave the palette shortcut unbound for a while;
+    # the shield tab in the right sidebar opens the same panel.
+    page.locator("li.lm-TabBar-tab[data-id='mlsecops-guardrails']").click()
     page.locator("#mlsecops-guardrails").wait_for(state="visible", timeout=10_000)

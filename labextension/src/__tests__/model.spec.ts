@@ -123,6 +123,9 @@ describe('GuardrailsModel', () => {
       status: 'done',
       requestId: 'req-1',
       paths: ['prov/a.intoto.json'],
+      cwd: null,
+      verified: null,
+      verification: [],
       message: null
     });
 
@@ -135,6 +138,31 @@ describe('GuardrailsModel', () => {
     });
     expect(model.state('k1')?.export.status).toBe('failed');
     expect(model.state('k1')?.export.message).toBe('provenance export not available');
+  });
+
+  it('keeps the verification the kernel reports with an export', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', snapshot([]));
+    model.exportRequested('k1', 'req-1');
+    model.handleMessage('k1', {
+      v: 1,
+      type: 'export_response',
+      request_id: 'req-1',
+      paths: ['/srv/prov/a.intoto.json'],
+      cwd: '/srv',
+      verified: false,
+      verification: ['OK   signature: valid', 'FAIL subject: a.joblib: sha256 differs']
+    });
+    const done = model.state('k1')?.export;
+    expect(done?.status).toBe('done');
+    expect(done?.cwd).toBe('/srv');
+    expect(done?.verified).toBe(false);
+    expect(done?.verification).toHaveLength(2);
+
+    // A new request forgets the last answer's verification.
+    model.exportRequested('k1', 'req-2');
+    expect(model.state('k1')?.export.verified).toBeNull();
+    expect(model.state('k1')?.export.verification).toEqual([]);
   });
 
   it('an error outside an export is shown as the last error', () => {

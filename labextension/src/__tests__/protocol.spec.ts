@@ -1,7 +1,10 @@
 import {
+  dirname,
   exportRequest,
+  kernelRelativePath,
   parseKernelMessage,
   parsePaths,
+  serverPath,
   syncRequest
 } from '../protocol';
 
@@ -56,5 +59,36 @@ describe('messages from the kernel', () => {
     expect(parseKernelMessage({ v: 1, type: 'event', record: { id: 1 } }).ok).toBe(false);
     expect(parseKernelMessage({ v: 1, type: 'snapshot', records: 'x' }).ok).toBe(false);
     expect(parseKernelMessage({ v: 1, type: 'launch' }).ok).toBe(false);
+  });
+});
+
+describe('paths between the kernel and the server', () => {
+  it('takes the directory of a path', () => {
+    expect(dirname('a/b/c.ipynb')).toBe('a/b');
+    expect(dirname('c.ipynb')).toBe('');
+    expect(dirname('/c.ipynb')).toBe('');
+  });
+
+  it('finds a written file under the server root from the kernel cwd', () => {
+    expect(serverPath('/srv/nb/provenance/m.intoto.json', '/srv/nb', 'tour.ipynb')).toBe(
+      'provenance/m.intoto.json'
+    );
+    expect(
+      serverPath('/srv/projects/churn/out/m.cdx.json', '/srv/projects/churn', 'projects/churn/x.ipynb')
+    ).toBe('projects/churn/out/m.cdx.json');
+    expect(serverPath('/srv/other/m.cdx.json', '/srv/projects/churn', 'projects/churn/x.ipynb')).toBe(
+      'other/m.cdx.json'
+    );
+    // The kernel moved away from the notebook's directory, or wrote outside the root.
+    expect(serverPath('/tmp/m.cdx.json', '/tmp', 'projects/x.ipynb')).toBeNull();
+    expect(serverPath('/elsewhere/m.cdx.json', '/srv', 'x.ipynb')).toBeNull();
+    expect(serverPath('/srv/../etc/m.json', '/srv', 'x.ipynb')).toBeNull();
+  });
+
+  it('turns a server path into one relative to the notebook directory', () => {
+    expect(kernelRelativePath('outputs/m.joblib', 'tour.ipynb')).toBe('outputs/m.joblib');
+    expect(kernelRelativePath('p/outputs/m.joblib', 'p/tour.ipynb')).toBe('outputs/m.joblib');
+    expect(kernelRelativePath('models/m.joblib', 'p/q/tour.ipynb')).toBe('../../models/m.joblib');
+    expect(kernelRelativePath('p/m.joblib', 'p/q/tour.ipynb')).toBe('../m.joblib');
   });
 });

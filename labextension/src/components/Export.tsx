@@ -8,11 +8,16 @@ export interface IExportProps {
   state: IExportState;
   disabled: boolean;
   onExport: (modelPaths: string[], outDir: string) => void;
+  /** The file browser's selection as the kernel sees it, or null. */
+  selectedModelPath: () => string | null;
+  /** Where a written file is for the document manager, or null if it cannot be opened. */
+  openablePath: (file: string, cwd: string | null) => string | null;
+  openFile: (serverPath: string) => void;
 }
 
 /** Write the provenance record of a trained model; shows the files written. */
 export function Export(props: IExportProps): JSX.Element {
-  const [models, setModels] = useState('');
+  const [models, setModels] = useState(() => props.selectedModelPath() ?? '');
   const [outDir, setOutDir] = useState('provenance');
   const pending = props.state.status === 'pending';
   const paths = parsePaths(models);
@@ -41,6 +46,19 @@ export function Export(props: IExportProps): JSX.Element {
           placeholder="outputs/churn_model.joblib"
           onChange={e => setModels(e.target.value)}
         />
+        <button
+          type="button"
+          className="jp-mod-styled mlsecops-Export-selection"
+          title="Put the file selected in the file browser in the field above"
+          onClick={() => {
+            const selected = props.selectedModelPath();
+            if (selected) {
+              setModels(selected);
+            }
+          }}
+        >
+          Use file browser selection
+        </button>
         <label htmlFor="mlsecops-export-dir">Write to directory</label>
         <input
           id="mlsecops-export-dir"
@@ -60,13 +78,30 @@ export function Export(props: IExportProps): JSX.Element {
       <div aria-live="polite">
         {props.state.status === 'done' ? (
           <div data-kind="export-paths">
+            <Verification state={props.state} />
             <p>Written:</p>
             <ul className="mlsecops-List">
-              {props.state.paths.map(path => (
-                <li key={path} className="mlsecops-Mono">
-                  {path}
-                </li>
-              ))}
+              {props.state.paths.map(path => {
+                const target = props.openablePath(path, props.state.cwd);
+                return (
+                  <li key={path} className="mlsecops-Mono" data-path={path}>
+                    {target ? (
+                      <a
+                        href="#"
+                        title={`Open ${target}`}
+                        onClick={event => {
+                          event.preventDefault();
+                          props.openFile(target);
+                        }}
+                      >
+                        {path}
+                      </a>
+                    ) : (
+                      path
+                    )}
+                  </li>
+                );
+              })}
             </ul>
           </div>
         ) : null}
@@ -77,5 +112,42 @@ export function Export(props: IExportProps): JSX.Element {
         ) : null}
       </div>
     </Section>
+  );
+}
+
+/** What the kernel's check of the written envelope said. */
+function Verification(props: { state: IExportState }): JSX.Element | null {
+  const { verified, verification } = props.state;
+  if (verified === null && verification.length === 0) {
+    return null; // an older kernel that does not verify
+  }
+  const status = verified === true ? 'verified' : verified === false ? 'failed' : 'unchecked';
+  const text =
+    verified === true
+      ? 'Verified: signature, statement and digests check out'
+      : verified === false
+        ? 'Verification failed'
+        : 'Not verified';
+  return (
+    <div className="mlsecops-Verification" data-kind="verification" data-status={status}>
+      <p
+        className={verified === true ? 'mlsecops-Ok' : 'mlsecops-Warn'}
+        role={verified === false ? 'alert' : undefined}
+      >
+        {text}
+      </p>
+      {verification.length > 0 ? (
+        <details open={verified === false}>
+          <summary>Checks</summary>
+          <ul className="mlsecops-List">
+            {verification.map((line, index) => (
+              <li key={index} className="mlsecops-Mono">
+                {line}
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
+    </div>
   );
 }
