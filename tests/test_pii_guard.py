@@ -300,3 +300,20 @@ def test_pii_enabled_false_switches_the_scan_off(
     run(shell, f"%load_ext {EXTENSION}")
     run(shell, CUSTOMERS)
     assert pii_records(audit_db) == []
+
+
+def test_the_recognizers_are_built_in_the_background_after_load(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """presidio's registry takes seconds to build: not in the user's first frame cell."""
+    from mlsecops_jupyter.pii import recognizers
+
+    recognizers._build_cell_matchers.cache_clear()
+    guard = start(shell, capsys)
+
+    assert guard.warm_up is not None and guard.warm_up.name == "mlsecops-pii-warm-up"
+    guard.warm_up.join(timeout=60)
+    assert not guard.warm_up.is_alive()
+    assert recognizers._build_cell_matchers.cache_info().currsize == 1
+    run(shell, CUSTOMERS)  # and the first scan uses what the warm-up built
+    assert recognizers._build_cell_matchers.cache_info().misses == 1

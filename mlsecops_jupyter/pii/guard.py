@@ -29,6 +29,7 @@ is ``status: error`` (``Run all`` stops there) and ``result.success`` is false.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any
 
 from mlsecops_jupyter.pii.events import PiiBlocked, PiiFound, columns_of
@@ -57,6 +58,15 @@ def policy_options(session: Session) -> dict[str, Any]:
     }
 
 
+def _warm_up() -> None:
+    from mlsecops_jupyter.pii import gazetteer, recognizers
+
+    # A failure here shows up again, and is recorded, when a scan needs them.
+    with contextlib.suppress(Exception):
+        recognizers.cell_matchers()
+        gazetteer.gazetteer()
+
+
 class PiiGuard:
     """Guardrail protocol: ``install`` registers the post-cell scan, ``uninstall`` forgets."""
 
@@ -66,6 +76,7 @@ class PiiGuard:
         self.watcher = FrameWatcher()
         self._session: Session | None = None
         self._shell: Any = None
+        self.warm_up: threading.Thread | None = None
         # variable -> what was last reported for it: {column: entities}
         self._reported: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
 
@@ -75,6 +86,13 @@ class PiiGuard:
         self._session = session
         self._shell = IPython.get_ipython()
         hooks.add("post_run_cell", self.name, self.after_cell)
+        if session.policy["pii.enabled"]:
+            # presidio's registry and the word lists take about 2 s to build: build
+            # them while the user's first cells run, not in the first frame's cell.
+            self.warm_up = threading.Thread(
+                target=_warm_up, name="mlsecops-pii-warm-up", daemon=True
+            )
+            self.warm_up.start()
 
     def uninstall(self) -> None:
         self.watcher.forget()

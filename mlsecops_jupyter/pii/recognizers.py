@@ -231,8 +231,22 @@ class CellMatchers:
         return any(p.fullmatch(text) for p in self.dates)
 
 
-@functools.lru_cache(maxsize=1)
 def cell_matchers() -> CellMatchers:
+    """The compiled matchers, built once per process (about 2 s: presidio's registry).
+
+    Thread-safe: the guard warms them up in the background while the user's
+    first cells run, and a scan that needs them earlier waits for that build
+    instead of starting a second one.
+    """
+    with _build_lock:
+        return _build_cell_matchers()
+
+
+_build_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _build_cell_matchers() -> CellMatchers:
     from presidio_analyzer.predefined_recognizers import DateRecognizer
 
     date: Any = DateRecognizer()
