@@ -55,6 +55,8 @@ class Patcher:
         self._mine: set[int] = set()  # ids of the wrappers this patcher installed
         self._import_hook: AfterImport | None = None
         self._on_error = on_error
+        # The patched modules as sys.modules held them at the last refresh.
+        self._seen: tuple[object, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -72,6 +74,21 @@ class Patcher:
             module = sys.modules.get(patch.module)
             if module is not None:
                 self._apply_reporting(patch, module)
+        self._seen = self._imported_modules()
+
+    def refresh_if_imports_changed(self) -> None:
+        """:meth:`refresh`, only when one of the patched modules was (re)imported since.
+
+        Guardrails call this before every cell, for the imports the import hook
+        could not patch; walking every patch each time would cost tens of
+        microseconds on the hot path for nothing.
+        """
+        if self._imported_modules() != self._seen:
+            self.refresh()
+
+    def _imported_modules(self) -> tuple[object, ...]:
+        modules = sys.modules
+        return tuple([modules.get(patch.module) for patch in self._patches])
 
     def stop(self) -> None:
         if self._import_hook is not None:

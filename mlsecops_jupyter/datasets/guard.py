@@ -48,7 +48,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_jupyter import runtime_hooks
@@ -79,8 +79,8 @@ from mlsecops_jupyter.datasets.readers import READERS, ReaderEntry
 from mlsecops_jupyter.datasets.rules import People, Rule, decide, rules_of
 from mlsecops_jupyter.datasets.sources import database_of, files_in_sql, query_text, targets_of
 from mlsecops_jupyter.digests import FileVersion, HashFailure, cached_sha256, sha256_of_version
-from mlsecops_jupyter.events import Event, Record, iso_time, utc_now
-from mlsecops_jupyter.session import GuardrailBlock, Session
+from mlsecops_jupyter.events import Record, iso_time, utc_now
+from mlsecops_jupyter.session import GuardrailBlock, Session, SessionGuardrail
 from mlsecops_jupyter.wrapping import Patch, Patcher
 
 if TYPE_CHECKING:
@@ -210,13 +210,13 @@ class _Plan:
     reads: _Plan | None = None  # a polars sink_*: the scans its plan reads
 
 
-class DatasetGuard:
+class DatasetGuard(SessionGuardrail):
     """Guardrail protocol: the ``open`` listener, the reader wrappers, the policy."""
 
     name = NAME
 
     def __init__(self) -> None:
-        self._session: Session | None = None
+        super().__init__()
         self._on = False
         self._shell: Any = None
         self._patcher = Patcher(on_error=self._record_failure)
@@ -230,8 +230,6 @@ class DatasetGuard:
         self._targets: dict[Any, _Target | None] = {}
         # polars scans not yet run: their plan line ("Csv SCAN [a.csv]") -> targets, reader
         self._scans: dict[str, tuple[tuple[_Target, ...], str]] = {}
-        self._modules: tuple[str, ...] = ()
-        self._imported: tuple[Any, ...] = ()
         self._threshold = 256 * 1024 * 1024
         self._scope = 0
         self._scopes = itertools.count(1)
@@ -277,8 +275,6 @@ class DatasetGuard:
             )
         )
         self._patcher.start(Patch(e.module, e.attribute, self._wrapper_maker(e)) for e in READERS)
-        self._modules = tuple(dict.fromkeys(e.module for e in READERS))
-        self._imported = self._modules_now()
         self._unregister.append(session.subscribe(self._on_record))
         hooks.add("pre_run_cell", NAME, self._before_cell)
         hooks.add("post_run_cell", NAME, self._after_cell)
@@ -304,16 +300,7 @@ class DatasetGuard:
     def _before_cell(self, info: object = None) -> None:
         if self._on:
             self._scope = next(self._scopes)
-            # The refresh is for modules the import hook could not patch: only
-            # needed when one of the wrapped modules was (re)imported since.
-            imported = self._modules_now()
-            if imported != self._imported:
-                self._patcher.refresh()
-                self._imported = imported
-
-    def _modules_now(self) -> tuple[Any, ...]:
-        modules = sys.modules
-        return tuple([modules.get(name) for name in self._modules])
+            self._patcher.refresh_if_imports_changed()
 
     def _after_cell(self, result: object = None) -> None:
         if self._on and self._pending_writes:
@@ -841,23 +828,6 @@ class DatasetGuard:
                 )
 
     # --- reporting -------------------------------------------------------------------------
-
-    def publish(self, event: Event) -> None:
-        if self._session is not None:
-            self._session.publish(event)
-
-    def _record_failure(self, error: Exception) -> None:
-        if self._session is not None:
-            self._session.record_failure(NAME, error)
-
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        session = self._session
-        if session is None:
-            yield
-            return
-        with session.guard(NAME):
-            yield
 
 
 def _in_process_file(uri: str) -> Any:

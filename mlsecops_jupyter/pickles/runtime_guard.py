@@ -52,7 +52,7 @@ import itertools
 import os
 import pickle
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
@@ -75,7 +75,7 @@ from mlsecops_jupyter.pickles.globals_policy import (
     resolve,
 )
 from mlsecops_jupyter.pickles.verdicts import FileScan, GlobalRef, GlobalVerdict
-from mlsecops_jupyter.session import GuardrailBlock, Session
+from mlsecops_jupyter.session import GuardrailBlock, Session, SessionGuardrail
 from mlsecops_jupyter.wrapping import Patch, Patcher
 
 if TYPE_CHECKING:
@@ -259,13 +259,13 @@ and blocks the rest."""
 # --- the guardrail ---------------------------------------------------------------------
 
 
-class PickleGuard:
+class PickleGuard(SessionGuardrail):
     """The ``pickles`` guardrail: the audit hook, the loader wrappers and the pre-load scan."""
 
     name = NAME
 
     def __init__(self) -> None:
-        self._session: Session | None = None
+        super().__init__()
         self._installed = False
         self._decisions: dict[tuple[Any, ...], _Decision | _Allowed] = {}
         self._warned: set[tuple[object, GlobalRef]] = set()
@@ -359,7 +359,7 @@ class PickleGuard:
         if scan.sha256 not in self._scans:
             self._scans[scan.sha256] = scan
             if scan.verdict == "unsafe":
-                self._publish(UnsafePickleFile.from_scan(scan, loader=load.loader))
+                self.publish(UnsafePickleFile.from_scan(scan, loader=load.loader))
         return _vouched_for(decision, load)
 
     def _decide(self, args: tuple[Any, ...]) -> _Decision | _Allowed:
@@ -407,7 +407,7 @@ class PickleGuard:
             return
         path, sha256 = self._where(load)
         loader = load.loader if load else None
-        self._publish(
+        self.publish(
             PickleBlocked(
                 path=path,
                 sha256=sha256,
@@ -436,7 +436,7 @@ class PickleGuard:
             self._warned.clear()
         self._warned.add(key)
         path, sha256 = self._where(load)
-        self._publish(
+        self.publish(
             PickleWarned(
                 path=path,
                 sha256=sha256,
@@ -471,7 +471,7 @@ class PickleGuard:
     def _before_cell(self, info: object = None) -> None:
         if self._installed:
             self._cell_scope += 1
-            self._patcher.refresh()
+            self._patcher.refresh_if_imports_changed()
 
     def _is_ours(self, candidate: object) -> bool:
         return self._patcher.is_ours(candidate)
@@ -577,7 +577,7 @@ class PickleGuard:
             return scan  # this content's report was shown already
         self._scans[scan.sha256] = scan
         event_type = UnsafePickleFile if scan.verdict == "unsafe" else PickleScanned
-        self._publish(event_type.from_scan(scan, path=path, loader=loader))
+        self.publish(event_type.from_scan(scan, path=path, loader=loader))
         return scan
 
     def _scan_function(self) -> Callable[..., FileScan] | None:
@@ -586,26 +586,6 @@ class PickleGuard:
         return self._scanner
 
     # --- reporting -------------------------------------------------------------------------
-
-    def _publish(
-        self, event: PickleBlocked | PickleWarned | PickleScanned | UnsafePickleFile
-    ) -> None:
-        if self._session is not None:
-            self._session.publish(event)
-
-    def _record_failure(self, error: Exception) -> None:
-        if self._session is not None:
-            self._session.record_failure(NAME, error)
-
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        """The session's guard: our own errors are recorded, a block passes through."""
-        session = self._session
-        if session is None:
-            yield
-            return
-        with session.guard(NAME):
-            yield
 
 
 def _safe_uses_only(scan: FileScan | None, sha256: str | None) -> frozenset[str]:
