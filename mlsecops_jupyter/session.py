@@ -204,6 +204,38 @@ class Session:
             self._notice_handlers.clear()
 
 
+class SessionGuardrail:
+    """What a guardrail bound to a session needs to report: subclass it and set ``name``.
+
+    Between ``install`` (which sets ``_session``) and ``uninstall`` events go to the
+    session, the guardrail's own errors are recorded there and never raised; outside
+    that window reporting does nothing.
+    """
+
+    name: str = "guardrail"
+
+    def __init__(self) -> None:
+        self._session: Session | None = None
+
+    def publish(self, event: Event) -> None:
+        if self._session is not None:
+            self._session.publish(event)
+
+    def _record_failure(self, error: Exception) -> None:
+        if self._session is not None:
+            self._session.record_failure(self.name, error)
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """The session's guard: our own errors are recorded, a block passes through."""
+        session = self._session
+        if session is None:
+            yield
+            return
+        with session.guard(self.name):
+            yield
+
+
 def _our_innermost_frame(error: BaseException) -> str:
     """``file:function:line`` where the guardrail failed.
 
