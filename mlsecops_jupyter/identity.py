@@ -8,6 +8,7 @@ refresh the notebook path per cell.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import os
 import re
@@ -49,6 +50,11 @@ class Identity:
         return f"{user}@{self.host}"
 
     def to_json(self) -> dict[str, Any]:
+        # Stamped on every event: copy a cached dict rather than walk the dataclass.
+        return dict(self._json)
+
+    @functools.cached_property
+    def _json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def with_notebook(self, notebook: str | None) -> Identity:
