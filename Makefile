@@ -49,6 +49,8 @@ bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[test,lab,bench]'
 	$(BIN)/python tests/benchmarks/bench_pickle_scanners.py
 	$(BIN)/python tests/benchmarks/bench_pii.py
+	$(BIN)/python tests/benchmarks/bench_datasets.py
+	$(BIN)/python tests/benchmarks/bench_spark.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,13 +1,15 @@
-"""Run the example notebook headlessly and print what the guardrails caught.
+"""Run the example notebooks headlessly and print what the guardrails caught.
 
-This is what `make demo` runs. It executes `guardrails_tour.ipynb` in a real
-Jupyter kernel (nbclient), with its own audit database under `demo-output/`, then
+This is what `make demo` runs. It executes `guardrails_tour.ipynb`, then (when
+pyspark is installed: the `spark` extra) `spark_tour.ipynb`, each in a real
+Jupyter kernel (nbclient), with one audit database under `demo-output/`, then
 reads that audit log back the way a security reviewer would.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -26,15 +28,23 @@ from mlsecops_jupyter.display import Table
 
 EXAMPLES = Path(__file__).resolve().parent
 NOTEBOOK = EXAMPLES / "guardrails_tour.ipynb"
+SPARK_NOTEBOOK = EXAMPLES / "spark_tour.ipynb"
 OUTPUT = EXAMPLES.parent / "demo-output"
 
 
-def run_notebook(output: Path) -> tuple[nbformat.NotebookNode, float]:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+def notebooks() -> list[Path]:
+    """The tour, and the Spark tour where pyspark is installed."""
+    if importlib.util.find_spec("pyspark") is None:
+        return [NOTEBOOK]
+    return [NOTEBOOK, SPARK_NOTEBOOK]
+
+
+def run_notebook(path: Path, output: Path) -> tuple[nbformat.NotebookNode, float]:
+    notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
     # Jupyter's server tells a kernel which notebook it runs through this
     # variable; nbclient does not, so the demo does, as JupyterLab would.
-    os.environ["JPY_SESSION_NAME"] = str(NOTEBOOK)
+    os.environ["JPY_SESSION_NAME"] = str(path)
     # Named like the kernels Jupyter's server starts (kernel-<id>.json), so the
     # guardrails can tell which kernel they run in.
     kernel_id = str(uuid.uuid4())
@@ -46,6 +56,7 @@ def run_notebook(output: Path) -> tuple[nbformat.NotebookNode, float]:
         km=kernel,
         timeout=300,
         resources={"metadata": {"path": str(EXAMPLES)}},
+        store_widget_state=True,
     )
     try:
         client.execute()
@@ -54,7 +65,7 @@ def run_notebook(output: Path) -> tuple[nbformat.NotebookNode, float]:
         # end of the session.
         if kernel.has_kernel:
             kernel.shutdown_kernel(now=False)
-    nbformat.write(notebook, output / NOTEBOOK.name)
+    nbformat.write(notebook, output / path.name)
     return notebook, time.perf_counter() - started
 
 
@@ -65,6 +76,23 @@ def stream_text(notebook: nbformat.NotebookNode) -> list[str]:
             if out.get("output_type") == "stream":
                 lines.extend(out.get("text", "").splitlines())
     return lines
+
+
+def widget_cells(notebook: nbformat.NotebookNode) -> list[int]:
+    """Execution counts of the cells that displayed widgets (the dashboard)."""
+    return [
+        cell.get("execution_count")
+        for cell in notebook.cells
+        for out in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+
+
+def notebook_of(record: dict[str, object]) -> str:
+    """The notebook a record came from, by file name."""
+    who = record.get("who")
+    notebook = who.get("notebook") if isinstance(who, dict) else None
+    return Path(str(notebook)).name if notebook else ""
 
 
 def shown(path: Path) -> Path:
@@ -92,14 +120,23 @@ def main() -> int:
     audit_db = output / "audit.sqlite3"
     os.environ["MLSECOPS_AUDIT_DB"] = str(audit_db)
 
-    notebook, seconds = run_notebook(output)
-    print(
-        f"Ran {NOTEBOOK.relative_to(EXAMPLES.parent)} headlessly in a real kernel "
-        f"({len(notebook.cells)} cells, {seconds:.1f} s)."
-    )
-    for line in stream_text(notebook):
-        if line.startswith("mlsecops"):
-            print(f"  {line}")
+    for path in notebooks():
+        notebook, seconds = run_notebook(path, output)
+        print(
+            f"Ran {shown(path)} headlessly in a real kernel "
+            f"({len(notebook.cells)} cells, {seconds:.1f} s)."
+        )
+        for line in stream_text(notebook):
+            if line.startswith("mlsecops"):
+                print(f"  {line}")
+        dashboards = widget_cells(notebook)
+        if dashboards:
+            print(
+                f"  %mlsecops dashboard: live widgets in cell {dashboards[0]}, "
+                "updated by every later cell (widget state saved in the executed notebook)"
+            )
+    if len(notebooks()) == 1:
+        print("(Spark tour skipped: pyspark is not installed; pip install '.[spark]')")
 
     entries = query(audit_db)
     counts = Counter((e.record["kind"], e.record["severity"]) for e in entries)
@@ -117,8 +154,8 @@ def main() -> int:
     print(
         Table(
             "What the guardrails caught (warnings and blocks, as the audit log holds them)",
-            ["cell", "kind", "severity", "summary"],
-            [(r["cell"], r["kind"], r["severity"], r["summary"]) for r in caught],
+            ["notebook", "cell", "kind", "severity", "summary"],
+            [(notebook_of(r), r["cell"], r["kind"], r["severity"], r["summary"]) for r in caught],
             empty="nothing to report",
         )
     )
@@ -127,9 +164,10 @@ def main() -> int:
     print(
         Table(
             "Datasets read and written (with content digests)",
-            ["cell", "mode", "reader", "uri", "bytes", "sha256"],
+            ["notebook", "cell", "mode", "reader", "uri", "bytes", "sha256"],
             [
                 (
+                    notebook_of(r),
                     r["cell"],
                     r["data"]["mode"],
                     r["data"]["reader"],
@@ -140,6 +178,21 @@ def main() -> int:
                 for r in accesses
             ],
             empty="no dataset was read",
+        )
+    )
+    print()
+    reviews = [e.record for e in entries if e.record["kind"] == "dataset.justified"] + [
+        e.record for e in entries if e.record["kind"].startswith("review.")
+    ]
+    print(
+        Table(
+            "Decisions people recorded (who, why: each one is in the audit log)",
+            ["notebook", "cell", "kind", "who", "summary"],
+            [
+                (notebook_of(r), r["cell"], r["kind"], r["who"].get("user"), r["summary"])
+                for r in reviews
+            ],
+            empty="no review or justification was recorded",
         )
     )
     print()
@@ -179,7 +232,8 @@ def main() -> int:
         print()
     result = verify(audit_db)
     print(f"Audit log {shown(audit_db)}: {result}")
-    print(f"Executed notebook: {shown(output / NOTEBOOK.name)}")
+    for path in notebooks():
+        print(f"Executed notebook: {shown(output / path.name)}")
     print(f"Check it yourself: .venv/bin/mlsecops audit verify --db {shown(audit_db)}")
     return 0 if result.ok and entries else 1
 

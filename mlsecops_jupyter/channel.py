@@ -5,11 +5,22 @@ That reply lists open comms, not registered targets, so on load the kernel
 registers one comm of its own with the comm manager *without* announcing it
 (``primary=False``: no ``comm_open`` goes out). A comm the kernel opened on the
 frontends would be closed for everyone by the first client without the target.
-The panel attaches to the listed comm id (``createComm(target, id)``, no open)
-and sends ``sync_request``; every frontend holding that id sees the replies,
-since comm messages go out on IOPub. A frontend may also open a comm of its own
-(``comm_open`` to the target): each live comm receives every event, and a comm
-a frontend closes is dropped.
+The panel speaks on the listed comm id (``comm_msg`` on the shell channel, no
+``comm_open``; it reads the replies from IOPub) and sends ``sync_request``;
+every frontend holding that id sees the replies, since comm messages go out on
+IOPub (several panels, browser tabs, notebooks sharing the kernel: one comm
+id, all live). A frontend may also open a comm of
+its own (``comm_open`` to the target): each live comm receives every event, and
+a comm a frontend closes is dropped. If a frontend closes the listed comm, the
+kernel lists it again under the same id, so the other panels holding it keep
+working.
+
+The kernel never closes a comm (no ``comm_close``): the ``session.ended`` event
+tells the panels the guardrails are off (``%unload_ext``), and a kernel that
+exits or restarts is seen by its status. A ``comm_close`` would reach every
+kernel connection of every page, and each one not holding that comm (another
+notebook on the kernel, a console, a page that dropped its comms for the
+restart) logs "Comm not found" in the browser console.
 
 Messages, JSON, each ``{"v": 1, "type": ...}``:
 
@@ -143,7 +154,11 @@ class Channel:
         self._unsubscribe = self._session.subscribe(self._on_record)
 
     def close(self) -> None:
-        """Unsubscribe, remove the target, and tell every frontend the channel is gone."""
+        """Unsubscribe, remove the target, and forget every comm without closing it.
+
+        The frontends learn that the guardrails are off from the ``session.ended``
+        event published before this (see the module's docstring on ``comm_close``).
+        """
         if not self._open:
             return
         self._open = False
@@ -157,22 +172,16 @@ class Channel:
             self._comms.clear()
             self._beacon = None
         for comm in comms:
-            # The frontends see comm_close and show "guardrails off". At kernel
-            # exit the sockets may be gone already: nothing left to tell.
-            with contextlib.suppress(Exception):
-                comm.close()
-            with contextlib.suppress(Exception):
-                if comm.comm_id in self._manager.comms:
-                    self._manager.unregister_comm(comm)
+            _forget(self._manager, comm)
 
     @property
     def comm_ids(self) -> list[str]:
         with self._lock:
             return list(self._comms)
 
-    def _add_beacon(self) -> None:
+    def _add_beacon(self, comm_id: str | None = None) -> None:
         beacon = self._create_comm(
-            comm_id=uuid.uuid4().hex, primary=False, target_name=TARGET, data={}
+            comm_id=comm_id or uuid.uuid4().hex, primary=False, target_name=TARGET, data={}
         )
         self._manager.register_comm(beacon)
         with self._lock:
@@ -199,9 +208,10 @@ class Channel:
             if lost_beacon:
                 self._beacon = None
         if lost_beacon and self._open:
-            # A frontend closed the comm the panels find the channel by: make
-            # another, or every panel would think the guardrails were off.
-            self._add_beacon()
+            # A frontend closed the comm the panels find the channel by. The
+            # other panels (tabs, notebooks on this kernel) still hold its id:
+            # list it again under that id, so they keep receiving.
+            self._add_beacon(comm.comm_id)
 
     # --- kernel → panel ------------------------------------------------------------------
 
@@ -330,6 +340,17 @@ def _written_paths(result: Any) -> list[str]:
     if isinstance(result, Iterable):
         return [str(p) for p in result]
     return [str(result)]
+
+
+def _forget(manager: CommManager, comm: Comm) -> None:
+    """Drop ``comm`` from the kernel without telling the frontends (no ``comm_close``)."""
+    # A comm not marked closed sends comm_close when it is garbage collected
+    # (``BaseComm.__del__``); ipykernel's own comm_close handler marks it the same way.
+    with contextlib.suppress(Exception):
+        comm._closed = True  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception):
+        if comm.comm_id in manager.comms:
+            manager.unregister_comm(comm)
 
 
 def error_message(text: str) -> Message:

@@ -231,6 +231,7 @@ def policy_check(args: argparse.Namespace) -> int:
 
 def scan(args: argparse.Namespace) -> int:
     from mlsecops_jupyter.pickles.files import iter_model_files
+    from mlsecops_jupyter.pickles.globals_policy import allow_list
     from mlsecops_jupyter.pickles.scan import scan_file
     from mlsecops_jupyter.policy import load_policy
 
@@ -239,7 +240,8 @@ def scan(args: argparse.Namespace) -> int:
         print(f"mlsecops scan: {path}: no such file or directory", file=sys.stderr)
     if missing:
         return EXIT_UNUSABLE
-    allow = frozenset(load_policy()["pickles.allow"])
+    policy = load_policy()
+    allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
     results = [scan_file(path, allow=allow) for path in iter_model_files(args.paths)]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

@@ -199,7 +199,9 @@ def log(session: Session, args: argparse.Namespace) -> Table | JsonText:
 
 # Capabilities register their own subcommands; importing them here keeps one
 # `%mlsecops` parser. These modules import nothing heavy at import time.
+import mlsecops_jupyter.dashboard.commands  # noqa: E402
 import mlsecops_jupyter.datasets.commands  # noqa: E402
 import mlsecops_jupyter.pickles.commands  # noqa: E402
 import mlsecops_jupyter.pii.commands  # noqa: E402
-import mlsecops_jupyter.provenance.commands  # noqa: E402, F401
+import mlsecops_jupyter.provenance.commands  # noqa: E402
+import mlsecops_jupyter.review.commands  # noqa: E402, F401

@@ -257,10 +257,17 @@ def strings_matching(pattern: str, item: str) -> Parser:
     return Parser(allowed, convert)
 
 
-def _convert_package_name(raw: Any, context: ParseContext) -> str:
-    if not isinstance(raw, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]*", raw.strip()):
+def _convert_spacy_model(raw: Any, context: ParseContext) -> str:
+    """A spaCy model package name, or a pipeline directory (``nlp.to_disk``) as a path."""
+    if not isinstance(raw, str):
         raise ValueError()
-    return raw.strip()
+    value = raw.strip()
+    if re.fullmatch(r"[A-Za-z0-9_.\-]*", value) and not value.startswith("."):
+        return value
+    if "/" in value or os.sep in value or value.startswith(("~", ".")):
+        # Relative to the policy file, like every other path in it.
+        return str(_convert_path(value, context))
+    raise ValueError()
 
 
 def _reject_env(allowed: str, context: ParseContext) -> None:
@@ -388,6 +395,28 @@ def dataset_pattern() -> Parser:
     )
 
 
+def _convert_non_blank(raw: Any, context: ParseContext) -> str:
+    if not isinstance(raw, str):
+        raise ValueError()
+    if not raw.strip():
+        raise ValueError("it is blank")
+    return raw
+
+
+def non_blank_text() -> Parser:
+    """A string with something in it besides white space."""
+    return Parser("a non-blank string", _convert_non_blank)
+
+
+# A person's review of a personal-data finding (`%mlsecops review --write-policy`).
+_PII_REVIEW_FIELDS = {
+    "column": Field(non_blank_text(), required=True),
+    "variable": Field(text(), default=""),  # empty: this column name in any frame
+    "verdict": Field(one_of("false_positive", "accepted"), required=True),
+    "reason": Field(non_blank_text(), required=True),
+}
+
+
 _DATASET_RULE_FIELDS = {
     "match": Field(dataset_pattern(), required=True),
     "action": Field(one_of("allow", "warn", "block", "require_justification"), required=True),
@@ -494,6 +523,14 @@ SETTINGS: Mapping[str, Setting] = _registry(
         list_of_strings(),
     ),
     define(
+        "pii.reviewed",
+        (),
+        "Reviewed findings, no longer reported: [[pii.reviewed]] tables with column, "
+        "optional variable (empty: the column name in any frame), verdict (false_positive "
+        "or accepted) and reason. Written by `%mlsecops review --write-policy`.",
+        array_of_tables("column, variable, verdict, reason", _PII_REVIEW_FIELDS),
+    ),
+    define(
         "pii.actions",
         {},
         "What finding an entity type does: warn (the default), block (the cell ends with an "
@@ -503,9 +540,12 @@ SETTINGS: Mapping[str, Setting] = _registry(
     define(
         "pii.spacy_model",
         "",
-        "Name of an installed spaCy model package used for names and places in free text; "
-        "never downloaded. Empty: no NER model.",
-        Parser("a spaCy model package name, or empty", _convert_package_name),
+        "An installed spaCy model package (en_core_web_lg), or the directory a pipeline was "
+        "saved to with nlp.to_disk (relative to the policy file), used for names and places "
+        "in free text; never downloaded. Empty: no NER model.",
+        Parser(
+            "a spaCy model package name, a model directory path, or empty", _convert_spacy_model
+        ),
     ),
     define(
         "pickles.enabled",
@@ -526,9 +566,19 @@ SETTINGS: Mapping[str, Setting] = _registry(
         "pickles.allow",
         (),
         "Globals to allow by exact name, as 'module:name' (no wildcards). Known-dangerous "
-        "globals stay blocked even when listed: trust the file by digest instead.",
+        "globals stay blocked even when listed: see pickles.allow_dangerous.",
         strings_matching(
             r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", "a global as 'module:name' (mypkg.models:Churn)"
+        ),
+    ),
+    define(
+        "pickles.allow_dangerous",
+        (),
+        "Known-dangerous globals allowed anyway, by exact 'module:name' (no wildcards): an "
+        "explicit override, listed in every provenance record. Written by `%mlsecops allow "
+        "--policy --i-understand-this-runs-code`.",
+        strings_matching(
+            r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", "a global as 'module:name' (os:system)"
         ),
     ),
     define(

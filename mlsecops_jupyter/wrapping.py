@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import importlib.abc
 import importlib.machinery
+import operator
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -57,6 +58,13 @@ class Patcher:
         self._on_error = on_error
         # The patched modules as sys.modules held them at the last refresh.
         self._seen: tuple[object, ...] = ()
+        self._modules: tuple[str, ...] = ()  # their names, each once: far fewer than patches
+        # What refresh_if_imports_changed compares, in O(1) for the common case: how many
+        # modules were imported, and one itemgetter reading back ours that were.
+        self._seen_count = -1
+        self._read_present: Callable[[Any], object] = _nothing
+        self._present: object = None
+        self._absent: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -64,6 +72,7 @@ class Patcher:
 
     def start(self, patches: Iterable[Patch]) -> None:
         self._patches = list(patches)
+        self._modules = tuple(dict.fromkeys(p.module for p in self._patches))
         self.refresh()
         self._import_hook = AfterImport({p.module for p in self._patches}, self._on_import)
         sys.meta_path.insert(0, self._import_hook)
@@ -75,20 +84,40 @@ class Patcher:
             if module is not None:
                 self._apply_reporting(patch, module)
         self._seen = self._imported_modules()
+        modules = sys.modules
+        present = tuple(name for name in self._modules if name in modules)
+        self._absent = tuple(name for name in self._modules if name not in modules)
+        self._read_present = operator.itemgetter(*present) if present else _nothing
+        self._present = self._read_present(modules)
+        self._seen_count = len(modules)
 
     def refresh_if_imports_changed(self) -> None:
         """:meth:`refresh`, only when one of the patched modules was (re)imported since.
 
-        Guardrails call this before every cell, for the imports the import hook
+        Guardrails call this around every cell, for the imports the import hook
         could not patch; walking every patch each time would cost tens of
-        microseconds on the hot path for nothing.
+        microseconds on the hot path for nothing. When nothing was imported, this
+        costs a length and one ``itemgetter`` over our imported modules (a module
+        object replaced by hand); otherwise the modules not imported before are
+        looked up too.
         """
+        modules = sys.modules
+        try:
+            ours_unchanged = self._read_present(modules) == self._present
+        except KeyError:  # one of ours was removed from sys.modules
+            ours_unchanged = False
+        if ours_unchanged and len(modules) == self._seen_count:
+            return
+        if ours_unchanged and not any(name in modules for name in self._absent):
+            self._seen_count = len(modules)  # other modules were imported: not ours
+            return
         if self._imported_modules() != self._seen:
             self.refresh()
+        else:
+            self._seen_count = len(modules)
 
     def _imported_modules(self) -> tuple[object, ...]:
-        modules = sys.modules
-        return tuple([modules.get(patch.module) for patch in self._patches])
+        return tuple(map(sys.modules.get, self._modules))
 
     def stop(self) -> None:
         if self._import_hook is not None:
@@ -101,6 +130,8 @@ class Patcher:
         self._wrapped.clear()
         self._mine.clear()
         self._patches = []
+        self._modules = ()
+        self._read_present, self._present, self._absent = _nothing, None, ()
 
     def is_ours(self, candidate: object) -> bool:
         """Whether ``candidate`` is one of our wrappers, or wraps one (``__wrapped__`` chain)."""
@@ -139,6 +170,10 @@ class Patcher:
         setattr(owner, name, replacement)
         self._mine.add(id(replacement))
         self._wrapped.append(_Wrapped(owner, name, current, replacement))
+
+
+def _nothing(modules: object) -> object:
+    return None
 
 
 class _Resolving(threading.local):

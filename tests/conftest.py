@@ -36,9 +36,14 @@ def audit_db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def shell() -> Iterator[InteractiveShell]:
-    """The process's InteractiveShell, with the extension unloaded again afterwards."""
+    """The process's InteractiveShell, with the extension unloaded again afterwards and the
+    variables the test's cells made dropped (a frame left behind would be scanned, and
+    reported, in every later test)."""
     ip = InteractiveShell.instance()
+    before = set(ip.user_ns)
     yield ip
+    for name in set(ip.user_ns) - before:
+        del ip.user_ns[name]
     if EXTENSION in ip.extension_manager.loaded:
         ip.run_line_magic("unload_ext", EXTENSION)
     from mlsecops_jupyter import extension
@@ -90,3 +95,41 @@ def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
     yield
     for name in set(shell.user_ns) - before:
         del shell.user_ns[name]
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real ``local[2]`` SparkSession for the whole run (its JVM takes seconds to start).
+
+    Skipped only when pyspark is not installed (``pip install .[spark]``).
+    """
+    pytest.importorskip("pyspark", reason="pyspark is not installed (the spark extra)")
+    import os
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    # The executors' Python is this interpreter: it has this package, pandas and pyarrow
+    # (pyspark reads PYSPARK_PYTHON when the context starts; the default is `python3`).
+    python = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("mlsecops-jupyter tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+    if python is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = python

@@ -2,7 +2,10 @@
 
 Shared by the tests (small sizes) and tests/benchmarks/bench_pii.py (full
 size). Each frame comes with labels: column -> the entity type it holds, or
-None for a hard negative. Values are synthetic (Faker, fixed seeds).
+None for a hard negative. Values are synthetic, with fixed seeds, from three
+sources: Faker (the locale frames and the held-out frames), mimesis (the
+independent frames: its own curated names, towns, streets, dishes and cars,
+sharing nothing with Faker) and the hand-written goods lists below.
 """
 
 from __future__ import annotations
@@ -73,6 +76,63 @@ def _text(fake: Faker, rng: random.Random, n: int, insert: Any, share: float) ->
             body = f"{body} Please reach me at {insert()} thanks."
         out.append(body)
     return out
+
+
+# --- goods that look like names: hand-written hard negatives --------------------------------------
+
+# Written for this benchmark from general knowledge of shop catalogues, not read
+# from Faker or from the classifier's word lists. Each list is a way a product
+# name borrows from people or places.
+NAME_COLOURS = (
+    "Rose", "Lily", "Ivy", "Hazel", "Olive", "Amber", "Ruby", "Jade", "Violet", "Daisy", "Jasmine",
+    "Poppy", "Iris", "Holly", "Heather", "Coral", "Pearl", "Scarlett", "Sienna", "Willow", "Sage",
+    "Fern", "Dahlia", "Magnolia", "Saffron", "Ginger", "Cherry", "Dawn", "Crystal", "Flora",
+)  # fmt: skip
+# Furniture and fashion lines named after people ("Otto Armchair", "Harper Dress").
+LINE_NAMES = (
+    "Harper", "Oliver", "Stella", "Hudson", "Chloe", "Emma", "Leo", "Milo", "Luna", "Nora", "Felix",
+    "Hugo", "Oscar", "Otto", "Elsa", "Greta", "Ingrid", "Sofia", "Ada", "Ella", "Theo", "Arthur",
+    "Louis", "Jules", "Margot", "Clara", "Edith", "Anton", "Sven", "Matilda", "Frida", "Vera",
+)  # fmt: skip
+GOODS = (
+    "Chair", "Armchair", "Sofa", "Lamp", "Desk", "Table", "Rug", "Cushion", "Throw", "Vase",
+    "Mirror", "Bed", "Stool", "Bench", "Shelf", "Bookcase", "Wardrobe", "Dresser", "Candle",
+    "Curtain", "Duvet", "Pillow", "Blanket", "Towel", "Mug", "Bowl", "Teapot", "Dress", "Blouse",
+    "Skirt", "Scarf", "Cardigan", "Sweater", "Jacket", "Coat", "Sandal", "Boot", "Sneaker", "Tote",
+    "Backpack",
+)  # fmt: skip
+# Brands that are (or were) someone's surname, and what they sell.
+BRANDS = (
+    "Ford", "Lincoln", "Chrysler", "Dodge", "Porsche", "Ferrari", "Bentley", "Bosch", "Siemens",
+    "Miele", "Braun", "Philips", "Dyson", "Dior", "Chanel", "Armani", "Prada", "Gucci", "Versace",
+    "Hilfiger", "Klein", "Cartier", "Heinz", "Cadbury", "Kellogg", "Peugeot", "Renault", "Citroen",
+    "Opel", "Barilla", "Ferrero", "Disney",
+)  # fmt: skip
+BRAND_GOODS = (
+    "Dishwasher", "Kettle", "Toaster", "Blender", "Vacuum", "Fan", "Heater", "Shaver", "Drill",
+    "Fridge", "Perfume", "Handbag", "Wallet", "Sunglasses", "Watch", "Coupe", "Sedan", "Estate",
+)  # fmt: skip
+# Collections named after famous streets ("Bond Street Blazer").
+STREET_LINES = (
+    "Park Avenue", "Bond Street", "Abbey Road", "Madison Avenue", "Savile Row", "Rodeo Drive",
+    "Fifth Avenue", "Sunset Boulevard", "Carnaby Street", "Portobello Road", "Via Veneto",
+    "Harley Street", "Baker Street", "Oxford Street", "Regent Street", "Melrose Avenue",
+)  # fmt: skip
+
+
+def goods_columns(rng: random.Random, n: int) -> dict[str, list[str]]:
+    """Product-name columns under meaningless names: every one a hard negative."""
+
+    def pick(*lists: tuple[str, ...]) -> list[str]:
+        return [" ".join(rng.choice(words) for words in lists) for _ in range(n)]
+
+    return {
+        "g1": pick(NAME_COLOURS, GOODS),  # "Rose Chair": a first name + a common noun
+        "g2": pick(LINE_NAMES, GOODS),  # "Otto Armchair"
+        "g3": pick(BRANDS, BRAND_GOODS),  # "Bosch Dishwasher"
+        "g4": pick(STREET_LINES, GOODS),  # "Bond Street Blazer"
+        "g5": pick(NAME_COLOURS, LINE_NAMES, GOODS),  # "Ivy Hugo Lamp"
+    }
 
 
 def locale_frame(locale: str, n: int, seed: int) -> LabelledFrame:
@@ -179,6 +239,10 @@ def locale_frame(locale: str, n: int, seed: int) -> LabelledFrame:
     add("description", [fake.paragraph(nb_sentences=2) for _ in range(n)], None)
     add("c13", [rng.randint(10**9, 10**10 - 1) for _ in range(n)], None)
     add("empty", [None] * n, None)
+    for column, goods in goods_columns(rng, n).items():
+        add(column, goods, None)
+    add("brand", [rng.choice(BRANDS) for _ in range(n)], None)
+    add("product", [f"{rng.choice(LINE_NAMES)} {rng.choice(GOODS)}" for _ in range(n)], None)
     return LabelledFrame(locale, pd.DataFrame(cols), labels)
 
 
@@ -270,3 +334,72 @@ def held_out_frame(locale: str, n: int, seed: int) -> LabelledFrame:
 
 def held_out_frames(n: int = 1000, seed: int = 31) -> list[LabelledFrame]:
     return [held_out_frame(loc, n, seed + i) for i, loc in enumerate(HELD_OUT_LOCALES)]
+
+
+# --- independent of Faker: mimesis ------------------------------------------------------------
+
+# mimesis ships its own curated locale data (names, towns, streets, phone
+# formats, dishes, cars): values the Faker-built word lists were never read
+# from. Languages the name lists read, then languages they do not.
+INDEPENDENT_LOCALES = ("en", "en-gb", "de", "fr", "es", "it", "nl")
+INDEPENDENT_HELD_OUT_LOCALES = ("pl", "cs", "sk", "sv", "da", "no", "fi", "hu", "et")
+
+
+def independent_frame(locale: str, n: int, seed: int) -> LabelledFrame:
+    """Personal columns and hard negatives made with mimesis (needs the bench extra)."""
+    from mimesis import Address, Finance, Food, Hardware, Locale, Person, Text, Transport
+
+    where = Locale(locale)
+    person = Person(where, seed=seed)
+    address = Address(where, seed=seed)
+    text = Text(where, seed=seed)
+    food = Food(where, seed=seed)
+    rng = random.Random(seed)
+    transport, finance = Transport(seed=seed), Finance(where, seed=seed)
+    hardware = Hardware(seed=seed)
+    cols: dict[str, Any] = {}
+    labels: dict[str, str | None] = {}
+
+    def add(name: str, values: Any, label: str | None) -> None:
+        cols[name] = values
+        labels[name] = label
+
+    def full_address() -> str:
+        return f"{address.address()}, {address.postal_code()} {address.city()}"
+
+    add("name", [person.full_name() for _ in range(n)], "PERSON")
+    add("first_name", [person.first_name() for _ in range(n)], "PERSON")
+    add("surname", [person.last_name() for _ in range(n)], "PERSON")
+    add("city", [address.city() for _ in range(n)], "LOCATION")
+    add("address", [full_address() for _ in range(n)], "LOCATION")
+    add("street", [address.address() for _ in range(n)], "LOCATION")
+    add("email", [person.email() for _ in range(n)], "EMAIL_ADDRESS")
+    add("phone", [person.phone_number() for _ in range(n)], "PHONE_NUMBER")
+    # The same kinds of values under meaningless names.
+    add("c1", [person.full_name() for _ in range(n)], "PERSON")
+    add("c2", [address.city() for _ in range(n)], "LOCATION")
+    add("c3", [full_address() for _ in range(n)], "LOCATION")
+    add("c4", [person.email() for _ in range(n)], "EMAIL_ADDRESS")
+    add("c5", [person.phone_number() for _ in range(n)], "PHONE_NUMBER")
+    # Hard negatives: capitalised words that are neither people nor places.
+    add("dish", [food.dish() for _ in range(n)], None)
+    add("c6", [food.dish() for _ in range(n)], None)
+    add("c7", [transport.car() for _ in range(n)], None)
+    add("manufacturer", [transport.manufacturer() for _ in range(n)], None)
+    add("c8", [transport.manufacturer() for _ in range(n)], None)
+    add("company", [finance.company() for _ in range(n)], None)
+    add("c9", [finance.company() for _ in range(n)], None)
+    add("occupation", [person.occupation() for _ in range(n)], None)
+    add("c10", [person.occupation() for _ in range(n)], None)
+    add("c11", [text.color() for _ in range(n)], None)
+    add("c12", [text.word().capitalize() for _ in range(n)], None)
+    add("c13", [hardware.phone_model() for _ in range(n)], None)
+    add("c14", [food.drink() for _ in range(n)], None)
+    add("c15", [f"{text.color().capitalize()} {rng.choice(GOODS)}" for _ in range(n)], None)
+    return LabelledFrame(f"mimesis {locale}", pd.DataFrame(cols), labels)
+
+
+def independent_frames(
+    n: int = 1000, seed: int = 53, locales: tuple[str, ...] = INDEPENDENT_LOCALES
+) -> list[LabelledFrame]:
+    return [independent_frame(loc, n, seed + i) for i, loc in enumerate(locales)]

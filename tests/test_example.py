@@ -42,3 +42,14 @@ def test_demo_runs_the_example_notebook_and_verifies_its_audit_log(tmp_path: Pat
     assert ".intoto.json" in out and ".cdx.json" in out
     assert "mlsecops verify: verified" in out
     assert (tmp_path / "out" / "guardrails_tour.ipynb").exists()
+    # The dashboard and a recorded review, with who and why:
+    assert "%mlsecops dashboard: live widgets in cell" in out
+    assert "review.pii" in out and "reviewed as accepted: DPO-approved feature (DS-143)" in out
+    # The Spark tour (pyspark is in the test extra): the same guardrails on Spark.
+    assert "Ran examples/spark_tour.ipynb" in out
+    assert "spark.read.csv" in out and "spark.write.parquet" in out
+    spark_pii = [
+        line for line in out.splitlines() if "spark_tour.ipynb" in line and "pii.found" in line
+    ]
+    assert spark_pii and "(400 rows)" in spark_pii[0] and "EMAIL_ADDRESS" in spark_pii[0]
+    assert (tmp_path / "out" / "spark_tour.ipynb").exists()

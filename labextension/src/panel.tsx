@@ -11,7 +11,14 @@ import { Off } from './components/Off';
 import { PersonalData } from './components/PersonalData';
 import { Pickles } from './components/Pickles';
 import { shieldIcon } from './icon';
-import { GuardrailsModel, datasetRows, pickleRows, piiFrames } from './model';
+import {
+  GuardrailsModel,
+  allowedGlobals,
+  datasetRows,
+  pickleRows,
+  piiFrames,
+  reviewsWithoutFinding
+} from './model';
 import { IKernelState } from './tokens';
 
 export interface IPanelActions {
@@ -74,8 +81,8 @@ function GuardrailsView(props: {
           />
         ) : null}
         <Datasets rows={datasetRows(state.records)} />
-        <PersonalData frames={piiFrames(state.records)} />
-        <Pickles rows={pickleRows(state.records)} />
+        <PersonalDataSection records={state.records} />
+        <Pickles rows={pickleRows(state.records)} allowed={allowedGlobals(state.records)} />
         <Export
           state={state.export}
           disabled={state.status !== 'on'}
@@ -95,4 +102,9 @@ function GuardrailsView(props: {
       {body}
     </div>
   );
+}
+
+function PersonalDataSection({ records }: { records: IKernelState['records'] }): JSX.Element {
+  const frames = piiFrames(records);
+  return <PersonalData frames={frames} otherReviews={reviewsWithoutFinding(records, frames)} />;
 }

@@ -77,6 +77,25 @@ export function serverPath(file: string, cwd: string, notebookPath: string): str
   return relative.split('/').includes('..') ? null : relative;
 }
 
+/** An item of the file browser's selection: what the panel needs of it. */
+export interface ISelectedItem {
+  type: string;
+  path: string;
+}
+
+/**
+ * The first selected file that can be a model (not a folder, not a notebook),
+ * as a server path, or null: the default of the export form's path field.
+ */
+export function modelFileSelection(items: Iterable<ISelectedItem>): string | null {
+  for (const item of items) {
+    if (item.type !== 'directory' && item.type !== 'notebook') {
+      return item.path;
+    }
+  }
+  return null;
+}
+
 /** A server path (say, the file browser's selection) as the kernel sees it from `notebookPath`'s directory. */
 export function kernelRelativePath(path: string, notebookPath: string): string {
   const from = dirname(notebookPath.replace(/^\/+/, '')).split('/').filter(Boolean);

@@ -47,7 +47,7 @@ def datasets(session: Session, args: argparse.Namespace) -> Any:
             (a.query and f"{a.query} @ {a.database}") or a.uri,
             a.reader,
             a.bytes,
-            a.sha256[:16] if a.sha256 else a.status(),
+            _digest_text(a),
             f"{a.frame.rows:,} x {a.frame.columns}" if a.frame else None,
             ", ".join(a.pii) or None,
             f"{a.rule.index}: {a.rule.action}" if a.rule else None,
@@ -65,6 +65,19 @@ def datasets(session: Session, args: argparse.Namespace) -> Any:
             )
         ]
     )
+
+
+def _digest_text(access: Any) -> str:
+    """The digest column: the sha256 (of the content, or a directory's manifest), else what
+    the store says about a remote object's version, else why there is none."""
+    if access.sha256:
+        prefix = "manifest " if access.digest_source == "manifest" else ""
+        return f"{prefix}{access.sha256[:16]}"
+    if access.content_md5:
+        return f"store md5 {access.content_md5[:16]}"
+    if access.etag:
+        return f"store ETag {access.etag[:24]}"
+    return str(access.status())
 
 
 def _configure_justify(parser: argparse.ArgumentParser) -> None:

@@ -9,18 +9,33 @@ Files above the policy's ``datasets.background_hash_bytes`` are hashed on a
 worker thread (``hashlib`` releases the GIL while it hashes, so the user's
 cells go on); each job reports its progress for ``%mlsecops datasets``.
 
+A directory dataset (a Parquet folder read by pyarrow.dataset, polars, pandas
+or DuckDB) gets one digest over its manifest (:func:`manifest_sha256`): the
+SHA-256 of the canonical JSON of ``[[relative path, size, sha256], ...]``
+sorted by path, over the files the reader read: the dataset's own file list
+when the reader returns one (``pyarrow.dataset.Dataset.files``), else every
+regular file below the directory except hidden ones and those whose name (or a
+parent folder's, below the directory) starts with ``.`` or ``_``
+(``_SUCCESS``, ``_metadata``, ``.crc``), which Arrow, Spark and Hive skip too.
+
 Failures (permission denied, the file vanished, a FIFO or a device) come back
 as :class:`HashFailure`; nothing here raises into the user's cell.
 """
 
+# os.walk and str paths: directory listings of datasets
+# ruff: noqa: PTH118
+
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
+from mlsecops_jupyter.datasets.locations import local_path
 from mlsecops_jupyter.digests import (
     FileVersion,
     HashFailure,
@@ -29,6 +44,7 @@ from mlsecops_jupyter.digests import (
     sha256_file,
     sha256_of_version,
 )
+from mlsecops_jupyter.events import canonical_json
 
 __all__ = [
     "BackgroundHasher",
@@ -37,8 +53,12 @@ __all__ = [
     "HashFailure",
     "HashJob",
     "describe_os_error",
+    "directory_files",
+    "manifest_sha256",
     "sha256_file",
 ]
+
+_HIDDEN = (".", "_")
 
 
 def describe_os_error(error: OSError) -> str:
@@ -65,15 +85,72 @@ class DigestCache:
         return sha256_of_version(version, progress)
 
 
+def directory_files(root: str, listed: Iterable[str] | None = None) -> list[FileVersion]:
+    """The regular files of a directory dataset, sorted by path (see the module).
+
+    ``listed``: the files the reader says it read (paths relative to the working
+    directory, absolute, or ``file://`` URIs); those outside ``root`` are left out. Raises OSError
+    when the directory cannot be listed.
+    """
+    root = os.path.realpath(root)
+    if listed is not None:
+        paths = sorted({os.path.realpath(local_path(p) or p) for p in listed})
+        inside = [p for p in paths if p.startswith(root + os.sep)]
+    else:
+        inside = []
+        for folder, dirs, files in os.walk(root, onerror=_raise):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(_HIDDEN))
+            inside.extend(os.path.join(folder, f) for f in files if not f.startswith(_HIDDEN))
+        inside.sort()
+    versions: list[FileVersion] = []
+    for path in inside:
+        try:
+            versions.append(FileVersion.of(path))
+        except HashFailure:
+            continue  # a FIFO or a socket in the folder is not part of the data
+    return versions
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def manifest_sha256(
+    root: str,
+    files: Sequence[FileVersion],
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """SHA-256 of the canonical JSON of ``[[relative path, size, sha256], ...]`` (sorted).
+
+    Each file's digest comes from the process-wide cache when it is there.
+    """
+    root = os.path.realpath(root)
+    rows: list[list[object]] = []
+    done = 0
+    for version in files:
+        digest = sha256_of_version(version)
+        done += version.size
+        if progress is not None:
+            progress(done)
+        relative = os.path.relpath(version.path, root).replace(os.sep, "/")
+        rows.append([relative, version.size, digest])
+    rows.sort(key=lambda row: str(row[0]))
+    return hashlib.sha256(canonical_json(rows).encode()).hexdigest()
+
+
 @dataclasses.dataclass
 class HashJob:
-    """A digest computed in the background; ``done`` bytes of ``size`` so far."""
+    """A digest computed in the background; ``done`` bytes of ``size`` so far.
+
+    With ``files``, the digest is the manifest digest of the directory ``version.path``.
+    """
 
     access_id: str
     version: FileVersion
     size: int
     done: int = 0
     started: float = dataclasses.field(default_factory=time.monotonic)
+    files: tuple[FileVersion, ...] | None = None
 
     @property
     def percent(self) -> int:
@@ -129,7 +206,10 @@ class BackgroundHasher:
             digest: str | None = None
             failure: str | None = None
             try:
-                digest = self._cache.sha256(job.version, progress=_progress_of(job))
+                if job.files is not None:
+                    digest = manifest_sha256(job.version.path, job.files, _progress_of(job))
+                else:
+                    digest = self._cache.sha256(job.version, progress=_progress_of(job))
             except OSError as error:
                 failure = describe_os_error(error)
             except Exception as error:

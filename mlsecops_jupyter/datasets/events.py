@@ -29,6 +29,16 @@ class _AccessEvent(Event):
     sha256: str | None
     # "done", "pending" (hashed in the background), "failed: <why>", "not hashed: <why>"
     hash_status: str
+    # What identifies the content: "content" (sha256 of the bytes), "manifest" (a
+    # directory: sha256 of its [path, size, sha256] list), "store_md5", "store_etag",
+    # "store_version_id", "store_last_modified" (a remote object's version as its
+    # store names it), or None.
+    digest_source: str | None = None
+    files: int | None = None  # a directory: the files its manifest lists
+    etag: str | None = None  # remote objects: the store's version fields
+    content_md5: str | None = None
+    version_id: str | None = None
+    last_modified: str | None = None
     rows: int | None = None
     columns: int | None = None
     schema_fingerprint: str | None = None
@@ -50,7 +60,10 @@ class _AccessEvent(Event):
 
     def _digest_text(self) -> str:
         if self.sha256:
-            return f"sha256 {self.sha256[:12]}"
+            what = "manifest sha256" if self.digest_source == "manifest" else "sha256"
+            return f"{what} {self.sha256[:12]}"
+        if self.etag:
+            return f"{self.hash_status}, ETag {self.etag}"
         return self.hash_status
 
     def _shape_text(self) -> str:
@@ -153,7 +166,8 @@ class DatasetJustified(Event):
 
 @dataclasses.dataclass(frozen=True)
 class DatasetHashed(Event):
-    """A background digest finished: the update of the access ``access_id``."""
+    """A digest finished after its access was recorded (in the background, or a remote
+    object read whole): the update of the access ``access_id``."""
 
     kind: ClassVar[str] = "dataset.hashed"
     access_id: str
@@ -161,6 +175,9 @@ class DatasetHashed(Event):
     sha256: str
     bytes: int
     seconds: float
+    # "content" (the bytes; for a remote object, as the user's code read them whole)
+    # or "manifest" (a directory)
+    digest_source: str = "content"
 
     @property
     def summary(self) -> str:

@@ -25,7 +25,11 @@ polars' plan (``Parquet SCAN [data/x.parquet]``); two scans spelled alike
 Reads are hashed when they happen (small files synchronously, cached by file
 version; large ones in the background, with a ``dataset.hashed`` update).
 Writes through ``open`` are hashed after the cell, when the file is complete;
-writes through a wrapper right after it returns.
+writes through a wrapper right after it returns. A directory dataset gets the
+digest of its manifest (:mod:`.digests`). A remote object is never downloaded
+for a digest: it gets what its store says about its version, and the SHA-256
+of its bytes when the user's code reads it whole through fsspec (:mod:`.remote`).
+Each access says which (``digest_source``).
 
 The PII link: a wrapper remembers the frame it returned (weakly). When the
 personal-data guard publishes ``pii.found``/``pii.blocked`` for a variable
@@ -34,7 +38,7 @@ access. A frame derived from it (filtered, joined) is not linked.
 """
 
 # os.path on the open-event hot path: str in, str out, no Path objects:
-# ruff: noqa: PTH109, PTH118
+# ruff: noqa: PTH109, PTH110, PTH112, PTH116, PTH118
 from __future__ import annotations
 
 import contextlib
@@ -57,7 +61,10 @@ from mlsecops_jupyter.datasets.digests import (
     DigestCache,
     HashJob,
     describe_os_error,
+    directory_files,
+    manifest_sha256,
 )
+from mlsecops_jupyter.datasets.duckdb_sql import database_file, files_of_query
 from mlsecops_jupyter.datasets.events import (
     DatasetBlocked,
     DatasetHashed,
@@ -76,8 +83,9 @@ from mlsecops_jupyter.datasets.locations import (
     noise_prefixes,
 )
 from mlsecops_jupyter.datasets.readers import READERS, ReaderEntry
+from mlsecops_jupyter.datasets.remote import StreamDigests, remote_details, store_version
 from mlsecops_jupyter.datasets.rules import People, Rule, decide, rules_of
-from mlsecops_jupyter.datasets.sources import database_of, files_in_sql, query_text, targets_of
+from mlsecops_jupyter.datasets.sources import database_of, query_text, targets_of
 from mlsecops_jupyter.digests import FileVersion, HashFailure, cached_sha256, sha256_of_version
 from mlsecops_jupyter.events import Record, iso_time, utc_now
 from mlsecops_jupyter.session import GuardrailBlock, Session, SessionGuardrail
@@ -149,6 +157,15 @@ class DatasetAccess:
     justification_id: str | None = None
     pii: tuple[str, ...] = ()
     job: HashJob | None = None
+    # "content" (sha256 of the bytes), "manifest" (a directory), "store_md5",
+    # "store_etag", "store_version_id", "store_last_modified" (a remote object's
+    # version as its store names it), None (nothing identifies the content)
+    digest_source: str | None = None
+    etag: str | None = None
+    content_md5: str | None = None
+    version_id: str | None = None
+    last_modified: str | None = None
+    files: int | None = None  # a directory: how many files its manifest lists
 
     def status(self) -> str:
         if self.hash_status == "pending" and self.job is not None:
@@ -167,6 +184,12 @@ class DatasetAccess:
             "bytes": self.bytes,
             "sha256": self.sha256,
             "hash_status": self.status(),
+            "digest_source": self.digest_source,
+            "files": self.files,
+            "etag": self.etag,
+            "content_md5": self.content_md5,
+            "version_id": self.version_id,
+            "last_modified": self.last_modified,
             "rows": self.frame.rows if self.frame else None,
             "columns": self.frame.columns if self.frame else None,
             "schema_fingerprint": self.frame.schema_fingerprint if self.frame else None,
@@ -195,6 +218,7 @@ class _Target:
     path: str | None
     hash_with: Any = None  # (fsspec file system, path) for in-process remote files
     reader: str | None = None  # a polars scan read by a collect: the scan's reader
+    store: Any = None  # (fsspec file system, path) of a remote object: its version
 
 
 @dataclasses.dataclass
@@ -244,6 +268,8 @@ class DatasetGuard(SessionGuardrail):
         self._frames: dict[int, tuple[Any, DatasetAccess]] = {}
         # Digests are cached process-wide (shared with the pickle guard).
         self.hasher = BackgroundHasher(DigestCache(), self._hash_done)
+        # Remote objects read whole through fsspec: hashed from the bytes as they pass.
+        self._streams = StreamDigests(self._stream_done)
 
     # --- Guardrail protocol ---------------------------------------------------------------
 
@@ -274,10 +300,20 @@ class DatasetGuard(SessionGuardrail):
                 "sqlite3.connect", self._on_sqlite_connect, on_error=self._record_failure
             )
         )
-        self._patcher.start(Patch(e.module, e.attribute, self._wrapper_maker(e)) for e in READERS)
+        from mlsecops_jupyter.datasets.spark_readers import spark_patches
+
+        self._patcher.start(
+            [
+                *(Patch(e.module, e.attribute, self._wrapper_maker(e)) for e in READERS),
+                Patch("fsspec.spec", "AbstractBufferedFile.read", self._streams.wrap_read),
+                *spark_patches(self),  # spark.read.*, spark.table/sql, df.write.*
+            ]
+        )
         self._unregister.append(session.subscribe(self._on_record))
-        hooks.add("pre_run_cell", NAME, self._before_cell)
-        hooks.add("post_run_cell", NAME, self._after_cell)
+        # Unguarded: session.guard's context manager would double what these cost in a
+        # cell that reads nothing; _after_cell records its own failures instead.
+        hooks.add_unguarded("pre_run_cell", self._before_cell)
+        hooks.add_unguarded("post_run_cell", self._after_cell)
 
     def uninstall(self) -> None:
         if self._on:
@@ -289,6 +325,7 @@ class DatasetGuard(SessionGuardrail):
                 unregister()
         self._unregister.clear()
         self._patcher.stop()
+        self._streams.stop()
         self.hasher.stop()
         self._paths.clear()
         self._targets.clear()
@@ -298,13 +335,23 @@ class DatasetGuard(SessionGuardrail):
     # --- cells ---------------------------------------------------------------------------
 
     def _before_cell(self, info: object = None) -> None:
-        if self._on:
-            self._scope = next(self._scopes)
-            self._patcher.refresh_if_imports_changed()
+        # A new scope for the cell's reads (one record per cell, URI and mode). Before
+        # the cell, not after the last one: a read between cells (a comm handler, a
+        # thread) must not swallow the next cell's read of the same file.
+        self._scope = next(self._scopes)
 
     def _after_cell(self, result: object = None) -> None:
-        if self._on and self._pending_writes:
-            self._flush_writes()
+        """The cell's writes are complete: hash them; wrap what the cell imported."""
+        if not self._on:
+            return
+        try:
+            if self._pending_writes:
+                self._flush_writes()
+            # For modules the import hook could not patch as they were imported: after
+            # the cell that imported them, for the next cells.
+            self._patcher.refresh_if_imports_changed()
+        except Exception as error:
+            self._record_failure(error)
 
     # --- the open listener -----------------------------------------------------------------
 
@@ -388,7 +435,15 @@ class DatasetGuard(SessionGuardrail):
         for (uri, mode), (target, reader, rule) in pending.items():
             real = target.path
             if real is None:
-                self._track(uri, None, mode, reader, rule=rule, hash_with=target.hash_with)
+                self._track(
+                    uri,
+                    None,
+                    mode,
+                    reader,
+                    rule=rule,
+                    hash_with=target.hash_with,
+                    store=target.store,
+                )
                 continue
             try:
                 version = FileVersion.of(real)
@@ -481,6 +536,9 @@ class DatasetGuard(SessionGuardrail):
         database: str | None = None,
         query: str | None = None,
         hash_with: Any = None,
+        store: Any = None,
+        opened: Any = None,
+        listed: Sequence[str] | None = None,
     ) -> DatasetAccess | None:
         session = self._session
         if session is None or not session.active:
@@ -489,6 +547,8 @@ class DatasetGuard(SessionGuardrail):
         with self._lock:
             existing = self._by_key.get(key)
             if existing is not None:
+                if opened is not None and existing.sha256 is None:
+                    self._streams.watch(opened, existing.id)  # opened again: read whole, maybe
                 return existing
             access = DatasetAccess(
                 id=uuid.uuid4().hex,
@@ -513,7 +573,7 @@ class DatasetGuard(SessionGuardrail):
             self._remember_frame(frame, access)
             if query is not None:
                 access.result_sha256 = result_sha256(frame)
-        background = self._digest(access, version, failure, hash_with)
+        background = self._digest(access, version, failure, hash_with, store, opened, listed)
         session.publish(access.event())
         if access.hash_status.startswith("failed"):
             session.publish(
@@ -546,6 +606,9 @@ class DatasetGuard(SessionGuardrail):
         version: FileVersion | None,
         failure: str | None,
         hash_with: Any,
+        store: Any = None,
+        opened: Any = None,
+        listed: Sequence[str] | None = None,
     ) -> HashJob | None:
         """Fill in the digest now, or return the background job that will."""
         if failure is not None:
@@ -558,14 +621,19 @@ class DatasetGuard(SessionGuardrail):
                 access.hash_status = "not hashed: database (see result_sha256)"
             else:
                 access.hash_status = "not hashed: remote object"
+                if store is not None:
+                    self._remote_version(access, store, opened)
             return None
         if version is None:
+            if os.path.isdir(access.path):
+                return self._digest_directory(access, listed)
             try:
                 version = FileVersion.of(access.path)
             except (OSError, HashFailure) as error:
                 access.hash_status = f"failed: {_reason(error)}"
                 return None
         access.bytes = version.size
+        access.digest_source = "content"
         cached = cached_sha256(version)
         if cached is not None:
             access.sha256, access.hash_status = cached, "done"
@@ -581,6 +649,73 @@ class DatasetGuard(SessionGuardrail):
             access.hash_status = f"failed: {describe_os_error(error)}"
         return None
 
+    def _digest_directory(
+        self, access: DatasetAccess, listed: Sequence[str] | None
+    ) -> HashJob | None:
+        """A directory dataset: the digest of its manifest (see ``datasets.digests``)."""
+        assert access.path is not None
+        root = access.path
+        try:
+            files = directory_files(root, listed)
+            version = FileVersion.from_stat(root, os.stat(root))
+        except OSError as error:
+            access.hash_status = f"failed: {describe_os_error(error)}"
+            return None
+        access.files = len(files)
+        access.bytes = sum(f.size for f in files)
+        access.digest_source = "manifest"
+        uncached = sum(f.size for f in files if cached_sha256(f) is None)
+        if uncached > self._threshold:
+            access.hash_status = "pending"
+            access.job = HashJob(access.id, version, access.bytes, files=tuple(files))
+            return access.job
+        try:
+            access.sha256 = manifest_sha256(root, files)
+            access.hash_status = "done"
+        except OSError as error:
+            access.hash_status = f"failed: {describe_os_error(error)}"
+        return None
+
+    def _remote_version(self, access: DatasetAccess, store: Any, opened: Any) -> None:
+        """What the store says about the object's version; a content digest if it is read whole."""
+        fs, path = store
+        token = _INSIDE.set(True)
+        try:
+            details = remote_details(opened, fs, path) if opened is not None else fs.info(path)
+        except Exception as error:
+            access.hash_status = f"not hashed: remote object (no version: {type(error).__name__})"
+            details = None
+        finally:
+            _INSIDE.reset(token)
+        found = store_version(details)
+        access.etag, access.content_md5 = found.etag, found.content_md5
+        access.version_id, access.last_modified = found.version_id, found.last_modified
+        access.digest_source = found.digest_source
+        if isinstance(details, dict) and isinstance(details.get("size"), int):
+            access.bytes = details["size"]
+        if opened is not None:
+            self._streams.watch(opened, access.id)
+
+    def _stream_done(self, access_id: str, sha256: str, size: int) -> None:
+        """A remote object was read whole: its content digest, as an update of the access."""
+        with self._guard():
+            access = next((a for a in reversed(self.accesses) if a.id == access_id), None)
+            session = self._session
+            if access is None or session is None or not session.active or access.sha256:
+                return
+            access.sha256, access.bytes, access.hash_status = sha256, size, "done"
+            access.digest_source = "content"
+            session.publish(
+                DatasetHashed(
+                    access_id=access.id,
+                    uri=access.uri,
+                    sha256=sha256,
+                    bytes=size,
+                    seconds=0.0,
+                    digest_source="content",
+                )
+            )
+
     def _hash_in_process(self, access: DatasetAccess, fs_and_path: Any) -> None:
         import hashlib
 
@@ -594,6 +729,7 @@ class DatasetGuard(SessionGuardrail):
                     digest.update(block)
                     size += len(block)
             access.sha256, access.bytes, access.hash_status = digest.hexdigest(), size, "done"
+            access.digest_source = "content"
         except Exception as error:
             access.hash_status = f"failed: {type(error).__name__}: {error}"
         finally:
@@ -613,6 +749,7 @@ class DatasetGuard(SessionGuardrail):
                     sha256=sha256,
                     bytes=job.size,
                     seconds=round(time.monotonic() - job.started, 3),
+                    digest_source=access.digest_source or "content",
                 )
             )
         else:
@@ -713,13 +850,15 @@ class DatasetGuard(SessionGuardrail):
             query = query_text(source)
             return _Plan(entry, "read", [_Target(database, path)], [], database, query)
         if entry.kind == "duckdb":
-            if not isinstance(source, str):
+            return self._duckdb_plan(entry, args, kwargs, source)
+        if entry.kind == "duckdb_database":
+            name = database_file(source)
+            target = self._target(name) if name is not None else None
+            if target is None:
                 return None
-            found = files_in_sql(source)
-            if not found:
-                return None
-            targets = [t for t in (self._target(name) for name in found) if t is not None]
-            return _Plan(entry, "read", targets, [], None, query_text(source))
+            # A file that does not exist yet is created: the database is an output.
+            exists = target.path is None or os.path.exists(target.path)
+            return _Plan(entry, "read" if exists else "write", [target], [])
         if entry.kind == "fsspec":
             return self._fsspec_plan(entry, args, kwargs, source)
         if entry.kind == "collect":
@@ -734,6 +873,32 @@ class DatasetGuard(SessionGuardrail):
         if entry.kind == "sink":
             plan.reads = self._collect_plan(entry, args[0] if args else None)
         return plan
+
+    def _duckdb_plan(
+        self, entry: ReaderEntry, args: Sequence[Any], kwargs: dict[str, Any], source: Any
+    ) -> _Plan | None:
+        """The files a DuckDB statement reads, writes (``COPY ... TO``) and attaches."""
+        if not isinstance(source, str):
+            return None
+        params = entry.parameters(args, kwargs) if entry.parameters else None
+        token = _INSIDE.set(True)  # the parser's own DuckDB connection is not the user's
+        try:
+            touched = files_of_query(source, params)
+        finally:
+            _INSIDE.reset(token)
+        if not touched:
+            return None
+        query = query_text(source)
+        reads = self._targets_named([*touched.reads, *touched.databases])
+        writes = self._targets_named(touched.writes, expand=False)
+        read_plan = _Plan(entry, "read", reads, [], None, query) if reads else None
+        if not writes:
+            return read_plan
+        return _Plan(entry, "write", writes, [], None, query, reads=read_plan)
+
+    def _targets_named(self, names: Sequence[str], *, expand: bool = True) -> list[_Target]:
+        found = (targets_of(list(names)) or []) if expand else list(names)
+        return [t for t in (self._target(name) for name in found) if t is not None]
 
     def _target(self, name: str) -> _Target | None:
         # Cached per argument and working directory (as _classify caches open events):
@@ -797,8 +962,11 @@ class DatasetGuard(SessionGuardrail):
                 return None
             return _Plan(entry, "write" if writing else "read", [target], [])
         uri, _ = canonical_uri(fs.unstrip_protocol(source))
-        hash_with = (fs, source) if protocol in _HASHABLE_REMOTE else None
-        return _Plan(entry, "write" if writing else "read", [_Target(uri, None, hash_with)], [])
+        if protocol in _HASHABLE_REMOTE:
+            target = _Target(uri, None, hash_with=(fs, source))
+        else:
+            target = _Target(uri, None, store=(fs, source))
+        return _Plan(entry, "write" if writing else "read", [target], [])
 
     def _after(self, plan: _Plan, result: Any) -> None:
         if plan.reads is not None:
@@ -806,14 +974,16 @@ class DatasetGuard(SessionGuardrail):
         with self._guard():
             frame = result if plan.entry.kind not in ("scan", "fsspec", "sink") else None
             reader = plan.entry.reader
-            if plan.entry.kind == "fsspec" and plan.mode == "write":
-                # The file is written after open returns: hashed after the cell.
+            if plan.entry.kind in ("fsspec", "duckdb_database") and plan.mode == "write":
+                # The file is written after open/connect returns: hashed after the cell.
                 for target, rule in zip(plan.targets, plan.rules, strict=True):
                     with self._lock:
                         self._pending_writes.setdefault(
                             (target.uri, "write"), (target, reader, rule)
                         )
                 return
+            opened = result if plan.entry.kind == "fsspec" else None
+            listed = _listed_files(result) if plan.entry.module.startswith("pyarrow") else None
             for target, rule in zip(plan.targets, plan.rules, strict=True):
                 self._track(
                     target.uri,
@@ -825,6 +995,9 @@ class DatasetGuard(SessionGuardrail):
                     database=plan.database,
                     query=plan.query,
                     hash_with=target.hash_with,
+                    store=target.store,
+                    opened=opened,
+                    listed=listed,
                 )
 
     # --- reporting -------------------------------------------------------------------------
@@ -840,6 +1013,17 @@ def _in_process_file(uri: str) -> Any:
         return fsspec_core.url_to_fs(uri)
     except Exception:
         return None
+
+
+def _listed_files(result: Any) -> list[str] | None:
+    """The files a pyarrow dataset says it reads (``Dataset.files``, ``ParquetDataset.files``)."""
+    try:
+        files = getattr(result, "files", None)
+    except Exception:
+        return None
+    if isinstance(files, list) and all(isinstance(f, str) for f in files):
+        return files
+    return None
 
 
 def _plan_text(lazy: Any) -> str:

@@ -6,19 +6,25 @@ event without any wrapper. The readers here are wrapped anyway when they can
 say more (the reader's name and the frame it returned), and must be wrapped
 when they read in native code (pyarrow, polars, pandas' parquet/feather/orc,
 DuckDB, torch.save) or over a connection (SQL), where no ``open`` event is
-raised. The README's coverage table is this list.
+raised. The README's coverage table is this list. Spark's readers and writers
+(lazy DataFrames, tables, SQL) are wrapped by :mod:`.spark_readers`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 # "scan": a lazy polars scan, checked against the policy when it is created and
 # recorded when a plan that reads it runs ("collect": collect, collect_all, ...;
 # "sink": a sink_* write, whose plan's scans are recorded as reads too).
-Kind = Literal["file", "scan", "collect", "sink", "sql", "sql_table", "duckdb", "fsspec"]
+# "duckdb": SQL text whose files DuckDB's parser names (datasets.duckdb_sql);
+# "duckdb_database": duckdb.connect(file), the database file itself.
+Kind = Literal[
+    "file", "scan", "collect", "sink", "sql", "sql_table", "duckdb", "duckdb_database", "fsspec"
+]
 Pick = Callable[[Sequence[Any], dict[str, Any]], Any]
 
 
@@ -34,6 +40,11 @@ def arg(position: int, *keywords: str) -> Pick:
     return pick
 
 
+def keyword(*keywords: str) -> Pick:
+    """An argument that can only be passed by keyword."""
+    return arg(sys.maxsize, *keywords)
+
+
 @dataclasses.dataclass(frozen=True)
 class ReaderEntry:
     module: str
@@ -43,6 +54,7 @@ class ReaderEntry:
     source: Pick
     kind: Kind = "file"
     connection: Pick | None = None  # SQL: the connection argument
+    parameters: Pick | None = None  # DuckDB: the values bound to the query's parameters
 
 
 def _r(
@@ -195,11 +207,64 @@ READERS: tuple[ReaderEntry, ...] = (
     _w("joblib", "dump", arg(1, "filename")),
     _r("torch", "load", arg(0, "f")),
     _w("torch", "save", arg(1, "f")),
-    # DuckDB: files named in the query text, and its readers
-    *(_r("duckdb", name, arg(0, "query"), kind="duckdb") for name in ("sql", "query", "execute")),
+    # DuckDB: the module's functions, a connection's methods (self is argument 0) and a
+    # relation's writers; files inside SQL text are named by DuckDB's parser.
+    *(
+        ReaderEntry(
+            "duckdb", name, f"duckdb.{name}", "read", arg(0, "query"), "duckdb", None, params
+        )
+        for name, params in (
+            ("sql", keyword("params")),
+            ("query", keyword("params")),
+            ("execute", arg(1, "parameters")),
+        )
+    ),
+    *(
+        ReaderEntry(
+            "duckdb",
+            f"DuckDBPyConnection.{name}",
+            f"duckdb.{name}",
+            "read",
+            arg(1, "query"),
+            "duckdb",
+            None,
+            params,
+        )
+        for name, params in (
+            ("sql", keyword("params")),
+            ("query", keyword("params")),
+            ("from_query", keyword("params")),
+            ("execute", arg(2, "parameters")),
+            ("executemany", keyword()),
+        )
+    ),
+    ReaderEntry(
+        "duckdb",
+        "DuckDBPyRelation.query",
+        "duckdb.relation.query",
+        "read",
+        arg(2, "sql_query"),
+        "duckdb",
+    ),
     *(
         _r("duckdb", name, arg(0, "path_or_buffer", "file_glob", "file_name"))
         for name in ("read_csv", "read_parquet", "read_json", "from_parquet", "from_csv_auto")
+    ),
+    *(
+        _r(
+            "duckdb",
+            f"DuckDBPyConnection.{name}",
+            arg(1, "path_or_buffer", "file_glob", "file_name"),
+            name=f"duckdb.{name}",
+        )
+        for name in ("read_csv", "read_parquet", "read_json", "from_parquet", "from_csv_auto")
+    ),
+    *(
+        _w("duckdb", f"DuckDBPyRelation.{name}", arg(1, "file_name"), f"duckdb.{name}")
+        for name in ("to_parquet", "write_parquet", "to_csv", "write_csv")
+    ),
+    ReaderEntry(
+        "duckdb", "connect", "duckdb.connect", "read", arg(0, "database"), "duckdb_database"
     ),
     # fsspec: every file system's open (s3, gcs, abfs, https, memory, local, ...)
     ReaderEntry(

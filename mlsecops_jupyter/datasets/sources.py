@@ -1,12 +1,14 @@
-"""What a reader's arguments name: files, URLs, globs, databases and SQL text."""
+"""What a reader's arguments name: files, URLs, globs, databases and SQL text.
+
+The files inside DuckDB SQL text are named by :mod:`.duckdb_sql`.
+"""
 
 # paths stay str, as readers receive them:
-# ruff: noqa: PTH110, PTH111, PTH113, PTH207
+# ruff: noqa: PTH110, PTH111, PTH207
 from __future__ import annotations
 
 import glob
 import os
-import re
 from typing import Any
 
 from mlsecops_jupyter.datasets.locations import canonical_path, is_url, redact_url
@@ -96,25 +98,3 @@ def _sqlalchemy_database(url: Any) -> tuple[str, str | None]:
 def query_text(sql: Any) -> str:
     text = sql if isinstance(sql, str) else str(sql)
     return text if len(text) <= _MAX_QUERY else text[: _MAX_QUERY - 1] + "…"
-
-
-_LITERAL = re.compile(r"'((?:[^']|'')*)'")
-_DATA_SUFFIX = re.compile(
-    r"\.(csv|tsv|txt|parquet|pq|json|jsonl|ndjson|arrow|feather|ipc|orc|avro|xlsx|xls|"
-    r"db|sqlite|sqlite3|duckdb)(\.(gz|zst|bz2|xz))?$",
-    re.IGNORECASE,
-)
-
-
-def files_in_sql(sql: str) -> list[str]:
-    """Files and URLs a DuckDB query names in string literals (``FROM 'data/*.parquet'``)."""
-    found: list[str] = []
-    for match in _LITERAL.finditer(sql):
-        literal = match.group(1).replace("''", "'")
-        if not literal or "\n" in literal:
-            continue
-        if is_url(literal) or _DATA_SUFFIX.search(literal) or os.path.isfile(literal):
-            for target in _expand(literal):
-                if target not in found:
-                    found.append(target)
-    return found

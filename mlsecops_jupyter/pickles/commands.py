@@ -22,12 +22,14 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def scan(session: Session, args: argparse.Namespace) -> Any:
     from mlsecops_jupyter.pickles.events import FileScanned
     from mlsecops_jupyter.pickles.files import iter_model_files
+    from mlsecops_jupyter.pickles.globals_policy import allow_list
     from mlsecops_jupyter.pickles.scan import scan_file
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UsageError(f"%mlsecops scan: no such file or directory: {', '.join(missing)}")
-    allow = frozenset(session.policy["pickles.allow"])
+    policy = session.policy
+    allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
     results = [scan_file(path, allow=allow) for path in iter_model_files(args.paths)]
     for result in results:
         session.publish(FileScanned.from_scan(result))

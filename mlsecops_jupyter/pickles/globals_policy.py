@@ -7,8 +7,10 @@ one global, whether it is
 
 - **dangerous**: it runs code, starts processes, resolves other names, writes
   files, opens connections, loads native code or another pickle. Always
-  blocked, whatever the policy allows; a file that needs one can only be
-  trusted as a whole, by its SHA-256 digest;
+  blocked, whatever ``pickles.allow`` says; a file that needs one can be
+  trusted as a whole, by its SHA-256 digest, or the one global allowed by an
+  explicit, confirmed override (``pickles.allow_dangerous``, ``%mlsecops allow
+  --i-understand-this-runs-code``), which every provenance record lists;
 - **safe**: reviewed, and used by benign artefacts; or allowed by name in the
   policy (``[pickles] allow = ["module:name"]``);
 - **unknown**: anything else (your own classes, an unusual library). The policy
@@ -703,6 +705,14 @@ SAFE_GROUPS: tuple[GlobalGroup, ...] = (
         _names("torch.optim.adamw", "AdamW"),
         _names("torch.optim.sgd", "SGD"),
     ),
+    _group(
+        "how pyspark returns rows to the driver (every collect() of a DataFrame)",
+        # _parse_datatype_json_string parses a schema from JSON into DataType objects;
+        # _create_row_inbound_converter(data_type) only returns a closure calling
+        # data_type.fromInternal on the row's values, a DataType the same stream built
+        # from globals that are themselves checked.
+        _names("pyspark.sql.types", "_parse_datatype_json_string _create_row_inbound_converter"),
+    ),
 )
 """Reviewed safe globals, by reason. Exact names only: no prefixes, no wildcards."""
 
@@ -854,6 +864,19 @@ def normalize(module: str, name: str) -> GlobalRef:
 # --- classification ------------------------------------------------------------------------
 
 
+DANGEROUS_OVERRIDE = "!"
+"""Marks a dangerous global in an ``allow`` set as explicitly allowed: ``"!os:system"``.
+
+No global name starts with it, so one ``allow`` set carries both lists through the
+scanner and its cache key (see :func:`allow_list`)."""
+
+
+def allow_list(allow: Iterable[str], dangerous: Iterable[str] = ()) -> frozenset[str]:
+    """The ``allow`` set :func:`classify` takes: the policy's ``pickles.allow`` names, plus
+    its ``pickles.allow_dangerous`` overrides (exact names; a person confirmed each one)."""
+    return frozenset(allow) | {DANGEROUS_OVERRIDE + name for name in dangerous}
+
+
 class _Unresolved:
     """No run-time object is known for the global (static analysis)."""
 
@@ -866,7 +889,8 @@ def classify(
 ) -> GlobalVerdict:
     """Dangerous, safe or unknown, in that order: dangerous always wins.
 
-    ``allow`` holds the policy's extra ``'module:name'`` globals (exact names).
+    ``allow`` holds the policy's extra ``'module:name'`` globals (exact names), and
+    the dangerous ones explicitly allowed, marked with :data:`DANGEROUS_OVERRIDE`.
     ``target``, when given, is the object the global resolves to at run time
     (see :func:`resolve`): it is dangerous when it *is* a dangerous object,
     whatever name led to it (re-exports, aliases, dotted traversal).
@@ -875,6 +899,8 @@ def classify(
     if reason is None and not isinstance(target, _Unresolved):
         reason = _dangerous_target(target)
     if reason is not None:
+        if DANGEROUS_OVERRIDE + ref.qualified in allow:
+            return GlobalVerdict(ref, "safe", f"{reason}; allowed by an explicit override")
         return GlobalVerdict(ref, "dangerous", reason)
     safe_reason = _SAFE_BY_GLOBAL.get((ref.module, ref.name))
     if safe_reason is not None:

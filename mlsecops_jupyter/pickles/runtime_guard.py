@@ -70,6 +70,7 @@ from mlsecops_jupyter.pickles.globals_policy import (
     SAFE_GLOBALS,
     UNRESOLVED,
     VALUE_TYPES,
+    allow_list,
     classify,
     normalize,
     resolve,
@@ -144,11 +145,14 @@ def _how_to_allow(verdict: GlobalVerdict, sha256: str | None) -> str:
     if verdict.kind == "dangerous":
         return (
             f"only if you trust this file completely (it can run any code in your kernel), "
-            f"{trust_file}. Dangerous globals cannot be allowed by name."
+            f"{trust_file}. To allow this one global by name instead (an override listed in "
+            f'provenance records): %mlsecops allow {verdict.ref.qualified} --reason "..." '
+            "--i-understand-this-runs-code"
         )
     return (
         f"if you trust {verdict.ref.qualified}, add it to [pickles] allow in {_POLICY_FILE}: "
-        f'allow = ["{verdict.ref.qualified}"]; or, to trust the whole file, {trust_file}'
+        f'allow = ["{verdict.ref.qualified}"] (or run %mlsecops allow {verdict.ref.qualified} '
+        f'--reason "..." [--policy]); or, to trust the whole file, {trust_file}'
     )
 
 
@@ -288,7 +292,7 @@ class PickleGuard(SessionGuardrail):
         self._session = session
         if not policy["pickles.enabled"]:
             return
-        self._allow = frozenset(policy["pickles.allow"])
+        self._allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
         self._trusted = frozenset(policy["pickles.trusted_sha256"])
         self._unknown_action = policy["pickles.unknown_globals"]
         self._scan_first = bool(policy["pickles.scan_before_load"])
@@ -298,6 +302,24 @@ class PickleGuard(SessionGuardrail):
         )
         self._patcher.start(self._all_patches())
         hooks.add("pre_run_cell", NAME, self._before_cell)
+        if policy["pickles.allow_dangerous"]:
+            # Every provenance record of the session must list the overrides in force.
+            from mlsecops_jupyter.review.events import DangerousOverridesInForce
+
+            source = policy.source
+            self.publish(
+                DangerousOverridesInForce(
+                    globals=tuple(policy["pickles.allow_dangerous"]),
+                    policy_file=str(source) if source is not None else None,
+                )
+            )
+
+    def apply_policy(self, policy: Any) -> None:
+        """Take the allow lists again (a review allowed a global): earlier decisions and
+        scans, made under the old lists, are forgotten."""
+        self._allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
+        self._decisions.clear()
+        self._scans.clear()
 
     def uninstall(self) -> None:
         """Stop guarding: the hook becomes inert, the original loaders are back."""

@@ -88,6 +88,17 @@ _NOT_PERSON_WITH_NAME = _wordset(
     """
 )
 
+# Words that say the column names goods or organisations ("product", "brand",
+# "make"): their values borrow people's names ("Otto Armchair", "Ford") without
+# being people, so the name lists alone never make them personal.
+GOODS_WORDS: frozenset[str] = _wordset(
+    """
+    product products item items article articles sku brand brands make manufacturer maker
+    model models vendor supplier merchant store shop company firm organisation organization
+    org collection catalog catalogue goods title dish recipe menu drink
+    """
+)
+
 _WORD_OF: dict[str, str] = {w: e for e, words in _VOCABULARY.items() for w in words}
 # "name" qualified by a place word is a place ("city_name", "street_name").
 _PLACE_QUALIFIERS = frozenset({"city", "street", "town", "country", "state", "region"})
@@ -115,10 +126,16 @@ class NameSignal:
     entities: tuple[str, ...]
     words: tuple[str, ...]
     negative: tuple[str, ...]
+    goods: tuple[str, ...] = ()  # words saying the values name goods or organisations
 
     @property
     def is_negative(self) -> bool:
         return bool(self.negative)
+
+    @property
+    def names_goods(self) -> bool:
+        """``product``, ``brand``, ``c_make``: not a person column unless a person word says so."""
+        return bool(self.goods) and "PERSON" not in self.entities
 
     def suggests(self, entity: str) -> bool:
         return entity in self.entities and not self.negative
@@ -157,4 +174,5 @@ def name_signal(name: str) -> NameSignal:
     negative = tuple(
         w for w in tokens if w in NEGATIVE_WORDS and w not in ("number", "code")
     ) + tuple(f"{a}_{b}" for a, b in itertools.pairwise(tokens) if f"{a}_{b}" in NEGATIVE_WORDS)
-    return NameSignal(tuple(entities), tuple(dict.fromkeys(hits)), negative)
+    goods = tuple(w for w in tokens if w in GOODS_WORDS)
+    return NameSignal(tuple(entities), tuple(dict.fromkeys(hits)), negative, goods)

@@ -3,8 +3,9 @@
 Registered on import (``magics.py`` imports this module). The report is the
 same :class:`~.report.PiiReport` the post-cell guard publishes from; ``--full``
 examines every row (distinct values counted by the frame library, see
-:mod:`.counted`) with a progress bar: text in a terminal, an updating output
-in Jupyter (no ipywidgets needed).
+:mod:`.counted`; a Spark DataFrame on its executors, see :mod:`.spark_full_scan`)
+with a progress bar: text in a terminal, an updating output in Jupyter (no
+ipywidgets needed).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _MIN_UPDATE_SECONDS = 0.2
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "variable", metavar="VAR", help="a frame variable (pandas, polars, pyarrow)"
+        "variable", metavar="VAR", help="a frame variable (pandas, polars, pyarrow, Spark)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -53,7 +54,7 @@ def pii(session: Session, args: argparse.Namespace) -> PiiReport | JsonText:
     if frame_library(frame) is None:
         raise UsageError(
             f"%mlsecops pii: {name!r} is a {type(frame).__name__}, not a pandas, polars or "
-            "pyarrow frame (a polars LazyFrame: .collect() it first)"
+            "pyarrow frame, nor a Spark DataFrame (a polars LazyFrame: .collect() it first)"
         )
     options = policy_options(session)
     bar = ProgressBar(name, jupyter=_in_jupyter(shell)) if args.full else None

@@ -16,6 +16,9 @@ What a user sees:
   version of a frame holding them (so a cell that changes such a frame fails
   again until the column is dropped). The frame itself is left alone: the
   guard never deletes or changes user data.
+- a Spark DataFrame is scanned by Spark on a worker thread; the cell waits
+  for it a few seconds at most, then it finishes in the background and is
+  reported after the next cell (:mod:`.spark_post_cell`).
 
 How the block reaches the user: IPython calls ``post_run_cell`` callbacks
 after the cell, and prints any exception they raise as "Error in callback"
@@ -29,13 +32,17 @@ is ``status: error`` (``Run all`` stops there) and ``result.success`` is false.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import Any
 
-from mlsecops_jupyter.pii.events import PiiBlocked, PiiFound, columns_of
+from mlsecops_jupyter.pii.events import PiiBlocked, PiiFound, column_action, columns_of
 from mlsecops_jupyter.pii.report import PiiReport
 from mlsecops_jupyter.pii.scan import scan_frame
+from mlsecops_jupyter.pii.spark_frames import session_stopped
+from mlsecops_jupyter.pii.spark_post_cell import SparkScans
 from mlsecops_jupyter.pii.watcher import FrameChange, FrameWatcher
+from mlsecops_jupyter.review.column_reviews import as_reviews_of, reviews_in
 from mlsecops_jupyter.session import GuardrailBlock, Session
 
 NAME = "pii"
@@ -55,6 +62,8 @@ def policy_options(session: Session) -> dict[str, Any]:
         "ignore_entities": tuple(sorted(ignored)),
         "skip_columns": tuple(policy["pii.skip_columns"]),
         "spacy_model": policy["pii.spacy_model"] or None,
+        # Reviewed columns (policy and this session's %mlsecops review): shown, not reported.
+        "reviews": reviews_in(policy["pii.reviewed"]),
     }
 
 
@@ -79,6 +88,7 @@ class PiiGuard:
         self.warm_up: threading.Thread | None = None
         # variable -> what was last reported for it: {column: entities}
         self._reported: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+        self.spark = SparkScans()  # Spark DataFrames: scanned off the cell's thread
 
     def install(self, session: Session, hooks: Any) -> None:
         import IPython
@@ -95,6 +105,7 @@ class PiiGuard:
             self.warm_up.start()
 
     def uninstall(self) -> None:
+        self.spark.stop()
         self.watcher.forget()
         self._reported.clear()
         self._session = None
@@ -107,12 +118,13 @@ class PiiGuard:
         if session is None or shell is None or not session.policy["pii.enabled"]:
             return
         changes = self.watcher.changes(shell.user_ns, session.policy["pii.skip_variables"])
-        if not changes:
+        if not changes and not self.spark.pending:
             self._forget_missing(shell.user_ns)
             return
         options = policy_options(session)
         actions = dict(session.policy["pii.actions"])
-        blocks: list[PiiBlocked] = []
+        blocks: list[PiiBlocked] = self._late_spark_reports(session, actions)
+        self.spark.start_cell()
         for change in changes:
             report = self._scan(session, change, options)
             if report is None:
@@ -128,6 +140,15 @@ class PiiGuard:
         self, session: Session, change: FrameChange, options: dict[str, Any]
     ) -> PiiReport | None:
         try:
+            reviews = as_reviews_of(options.get("reviews", ()), change.names)
+            options = {**options, "reviews": reviews}
+            if self.spark.handles(change.frame):
+                if session_stopped(change.frame):
+                    return None
+                run = functools.partial(
+                    scan_frame, change.frame, variable=change.names[0], **options
+                )
+                return self.spark.scan(change, run, session.notify)
             return scan_frame(change.frame, variable=change.names[0], **options)
         except Exception as error:
             # One frame the scanner cannot read must not hide the others, and is
@@ -135,11 +156,32 @@ class PiiGuard:
             session.record_failure(self.name, error)
             return None
 
+    def _late_spark_reports(self, session: Session, actions: dict[str, str]) -> list[PiiBlocked]:
+        """Publish the Spark scans that finished in the background; their blocks fail this cell."""
+        blocks: list[PiiBlocked] = []
+        for change, outcome in self.spark.finished():
+            if isinstance(outcome, BaseException):
+                session.record_failure(self.name, outcome)
+                continue
+            blocked = self._publish(session, change, outcome, actions)
+            if blocked is not None:
+                blocks.append(blocked)
+        return blocks
+
     def _publish(
         self, session: Session, change: FrameChange, report: PiiReport, actions: dict[str, str]
     ) -> PiiBlocked | None:
         names = change.names
-        held = tuple(sorted((f.column, tuple(f.entities)) for f in report.findings))
+        # Accepting a finding does not lift a block: only "false positive" does.
+        report = report.reinstated(
+            lambda r: (
+                r.review.verdict == "accepted"
+                and column_action(r.finding.entities, actions) == "block"
+            )
+        )
+        # Reviewed columns count as held: a review alone is not news about the frame.
+        seen = (*report.findings, *(r.finding for r in report.reviewed))
+        held = tuple(sorted((f.column, tuple(f.entities)) for f in seen))
         fresh = [n for n in names if self._reported.get(n) != held]
         for name in names:
             self._reported[name] = held

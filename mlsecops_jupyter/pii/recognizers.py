@@ -7,8 +7,10 @@ SSN rules, ...) then confirm or reject the match, exactly as presidio scores a
 pattern result: validated -> 1.0, invalidated -> dropped. No regex is copied
 here: every pattern comes from presidio's recognizer classes.
 
-Offline: the NLP engine is presidio's ``no_op`` engine unless an installed
-spaCy model is named, and e-mail validation uses a tldextract instance that
+Offline: the NLP engine is presidio's ``no_op`` engine unless ``pii.spacy_model``
+names an installed spaCy model package or a saved pipeline directory (loaded
+here, never downloaded: presidio's own spaCy engine would run ``spacy
+download`` for a model it cannot find), and e-mail validation uses a tldextract instance that
 reads only its bundled public suffix snapshot (presidio's module-level
 ``tldextract.extract`` would fetch the list from the network).
 """
@@ -20,7 +22,9 @@ import functools
 import logging
 import re
 import threading
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 # Entities matched on whole cells, most specific first: a value that several
@@ -259,19 +263,85 @@ def _build_cell_matchers() -> CellMatchers:
         )
 
 
-def spacy_model_available(model: str | None) -> bool:
-    if not model:
-        return False
+class NerModelWarning(UserWarning):
+    """``pii.spacy_model`` names a model that cannot be used; the scan goes on without NER."""
+
+
+def _spacy_problem(model: str) -> tuple[Any, str | None]:
+    """(the loaded pipeline, None), or (None, why it cannot be used)."""
     try:
-        import spacy.util
+        import spacy
     except ImportError:
-        return False
-    return bool(spacy.util.is_package(model))
+        return None, "spaCy is not installed"
+    path = Path(model).expanduser()
+    if path.is_dir():
+        where: str | Path = path
+    elif spacy.util.is_package(model):
+        where = model
+    else:
+        # presidio's own engine would run `spacy download` here: never from a notebook.
+        return None, (
+            "it is neither an installed spaCy model package nor a model directory "
+            "(nothing is downloaded: install the model's package, or give the directory "
+            "a pipeline was saved to with nlp.to_disk)"
+        )
+    try:
+        nlp = spacy.load(where)
+    except Exception as error:
+        return None, f"spaCy could not load it ({type(error).__name__}: {error})"
+    if not any("doc.ents" in nlp.get_pipe_meta(name).assigns for name in nlp.pipe_names):
+        return None, (
+            f"its pipeline ({', '.join(nlp.pipe_names) or 'empty'}) has no component that "
+            "finds entities (ner or entity_ruler)"
+        )
+    return nlp, None
+
+
+@functools.lru_cache(maxsize=8)
+def spacy_pipeline(model: str | None) -> Any:
+    """The spaCy pipeline ``model`` names (a package or a directory), loaded once; None if unusable.
+
+    An unusable model is warned about once (:class:`NerModelWarning`) and the scan
+    goes on with presidio's patterns only: a configuration mistake must not fail
+    the user's cell, nor hide the e-mail addresses a pattern finds.
+    """
+    if not model:
+        return None
+    nlp, problem = _spacy_problem(model)
+    if problem is not None:
+        message = (
+            f"mlsecops: pii.spacy_model {model!r} cannot be used: {problem}. Names and places "
+            "in free-text columns are not looked for; everything else is."
+        )
+        warnings.warn(message, NerModelWarning, stacklevel=2)
+    return nlp
+
+
+def _loaded_spacy_engine(nlp: Any) -> Any:
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    class LoadedSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc,unused-ignore]
+        """presidio's spaCy engine over a pipeline loaded here.
+
+        ``SpacyNlpEngine.load`` downloads a model it cannot find; this one never loads.
+        """
+
+        def __init__(self, pipeline: Any) -> None:
+            name = str(pipeline.meta.get("name") or "pipeline")
+            super().__init__(models=[{"lang_code": "en", "model_name": name}])
+            self.pipeline = pipeline
+
+        def load(self) -> None:
+            self.nlp = {"en": self.pipeline}  # type: ignore[assignment,unused-ignore]
+
+    engine = LoadedSpacyNlpEngine(nlp)
+    engine.load()
+    return engine
 
 
 @functools.lru_cache(maxsize=4)
 def analyzer(spacy_model: str | None = None) -> Any:
-    """presidio's AnalyzerEngine, offline: no_op NLP engine unless ``spacy_model`` is installed.
+    """presidio's AnalyzerEngine, offline: no_op NLP engine unless ``spacy_model`` is usable.
 
     Its registry holds the same recognizers as the cell matchers (plus the phone
     recognizer, and spaCy's NER recognizer for names and places when a model is
@@ -281,23 +351,21 @@ def analyzer(spacy_model: str | None = None) -> Any:
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer, SpacyRecognizer
 
-    use_spacy = spacy_model_available(spacy_model)
-    if use_spacy:
-        config = {
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": spacy_model}],
-        }
+    nlp = spacy_pipeline(spacy_model)
+    if nlp is not None:
+        engine = _loaded_spacy_engine(nlp)
     else:
-        config = {
-            "nlp_engine_name": "no_op",
-            "models": [{"lang_code": "en", "model_name": "no_op"}],
-        }
-    engine = NlpEngineProvider(nlp_configuration=config).create_engine()
+        engine = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "no_op",
+                "models": [{"lang_code": "en", "model_name": "no_op"}],
+            }
+        ).create_engine()
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in pattern_recognizers():
         registry.add_recognizer(recognizer)
     registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
-    if use_spacy:
+    if nlp is not None:
         registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]))
     return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+from collections.abc import Callable
 from typing import Any
+
+from mlsecops_jupyter.review.column_reviews import ColumnReview
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,17 @@ class ColumnFinding:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReviewedFinding:
+    """A finding a person reviewed (``%mlsecops review``): shown, no longer reported."""
+
+    finding: ColumnFinding
+    review: ColumnReview
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.finding.to_dict(), "review": dataclasses.asdict(self.review)}
+
+
+@dataclasses.dataclass(frozen=True)
 class PiiReport:
     library: str
     n_rows: int
@@ -59,6 +73,8 @@ class PiiReport:
     ignored_entities: tuple[str, ...] = ()
     variable: str | None = None
     elapsed_ms: float = 0.0
+    # Findings in reviewed columns: not in ``findings``, so nothing reports them.
+    reviewed: tuple[ReviewedFinding, ...] = ()
 
     @property
     def pii_columns(self) -> dict[str, list[str]]:
@@ -79,6 +95,19 @@ class PiiReport:
     def with_variable(self, name: str) -> PiiReport:
         return dataclasses.replace(self, variable=name)
 
+    def reinstated(self, keep: Callable[[ReviewedFinding], bool]) -> PiiReport:
+        """This report with the reviewed findings that ``keep`` picks reported again."""
+        back = tuple(r for r in self.reviewed if keep(r))
+        if not back:
+            return self
+        return dataclasses.replace(
+            self,
+            findings=tuple(
+                sorted((*self.findings, *(r.finding for r in back)), key=lambda f: f.position)
+            ),
+            reviewed=tuple(r for r in self.reviewed if r not in back),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "variable": self.variable,
@@ -92,6 +121,7 @@ class PiiReport:
             "skipped_columns": list(self.skipped_columns),
             "ignored_entities": list(self.ignored_entities),
             "elapsed_ms": round(self.elapsed_ms, 1),
+            "reviewed": [r.to_dict() for r in self.reviewed],
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -102,6 +132,12 @@ class PiiReport:
     def _title(self) -> str:
         what = self.variable or f"{self.library} frame"
         scope = "all rows" if self.full_scan else f"a sample of {self.rows_examined:,} rows"
+        if not self.findings and self.reviewed:
+            n = len(self.reviewed)
+            return (
+                f"{what}: personal data only in {n} reviewed column{'s' if n != 1 else ''} "
+                f"({self.n_rows:,} rows, {scope})"
+            )
         if not self.findings:
             return f"{what}: no personal data found ({self.n_rows:,} rows, {scope})"
         n = len(self.findings)
@@ -109,6 +145,12 @@ class PiiReport:
             f"{what}: personal data in {n} column{'s' if n != 1 else ''} "
             f"({self.n_rows:,} rows, {scope})"
         )
+
+    def _reviewed_rows(self) -> list[tuple[str, str, str]]:
+        return [
+            (r.finding.column, ", ".join(r.finding.entities), r.review.describe())
+            for r in self.reviewed
+        ]
 
     def _rows(self) -> list[tuple[str, str, str, str, str]]:
         return [
@@ -133,6 +175,9 @@ class PiiReport:
                 lines.append(
                     "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 )
+        if self.reviewed:
+            lines.append("reviewed (not reported):")
+            lines.extend(f"  {c}: {e} ({why})" for c, e, why in self._reviewed_rows())
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -163,5 +208,11 @@ class PiiReport:
                 for row in rows
             )
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        if self.reviewed:
+            items = "".join(
+                f"<li>{esc(c)}: {esc(e)} (<em>{esc(why)}</em>)</li>"
+                for c, e, why in self._reviewed_rows()
+            )
+            parts.append(f"<div>reviewed (not reported):<ul>{items}</ul></div>")
         parts.append("</div>")
         return "".join(parts)

@@ -8,8 +8,9 @@ from typing import Any
 
 from mlsecops_jupyter.pii.classifier import MAX_ANALYZED_TEXTS, ClassifierOptions, classify_column
 from mlsecops_jupyter.pii.counted import count_frame
-from mlsecops_jupyter.pii.frames import sample_frame
-from mlsecops_jupyter.pii.report import ColumnFinding, PiiReport
+from mlsecops_jupyter.pii.frames import frame_library, sample_frame
+from mlsecops_jupyter.pii.report import ColumnFinding, PiiReport, ReviewedFinding
+from mlsecops_jupyter.review.column_reviews import ColumnReview, review_of
 
 DEFAULT_SAMPLE_SIZE = 1000
 
@@ -30,8 +31,9 @@ def scan_frame(
     variable: str | None = None,
     progress: Progress | None = None,
     seed: int = 0,
+    reviews: Collection[ColumnReview] = (),
 ) -> PiiReport:
-    """Find the columns of ``frame`` (pandas, polars or pyarrow) that hold personal data.
+    """Find the columns of ``frame`` (pandas, polars, pyarrow or Spark) that hold personal data.
 
     ``sample_size`` random rows are drawn inside the frame library. ``full=True``
     examines every row: the library counts distinct values and each is
@@ -40,12 +42,30 @@ def scan_frame(
     ``ignore_entities`` are presidio entity names to leave out; ``skip_columns``
     are column names not to look at. ``spacy_model`` names an installed spaCy
     model to find names and places in free text (nothing is ever downloaded).
-    The report holds masked examples only, never raw values.
+    A Spark DataFrame is sampled by Spark, and a full scan of it classifies every
+    row on the executors (:mod:`.spark_frames`, :mod:`.spark_full_scan`).
+    The report holds masked examples only, never raw values. Findings in columns
+    ``reviews`` cover (``pii.reviewed``: those of ``variable``, and column names
+    reviewed project-wide) go to ``report.reviewed`` instead of ``findings``.
     """
     if sample_size < 1:
         raise ValueError("sample_size must be at least 1")
     started = time.perf_counter()
-    if full:
+    # A Spark full scan decides on the executors; the loop below only collects.
+    decided: dict[str, ColumnFinding | None] | None = None
+    if full and frame_library(frame) == "spark":
+        from mlsecops_jupyter.pii.spark_full_scan import classify_on_executors
+
+        sample, decided = classify_on_executors(
+            frame,
+            ignore_entities=tuple(ignore_entities),
+            spacy_model=spacy_model,
+            skip={str(c) for c in skip_columns},
+            max_texts=FULL_SCAN_MAX_TEXTS,
+            seed=seed,
+            progress=progress,
+        )
+    elif full:
         sample = count_frame(frame, seed=seed)
     else:
         sample = sample_frame(frame, sample_size=sample_size, full=False, seed=seed)
@@ -76,7 +96,10 @@ def scan_frame(
         if column.name in skip or str(column.label) in skip:
             skipped.append(column.name)
         else:
-            finding = classify_column(column, options)
+            if decided is not None:
+                finding = decided.get(column.name)
+            else:
+                finding = classify_column(column, options)
             if finding is not None:
                 findings.append(finding)
         done += per_column
@@ -85,6 +108,14 @@ def scan_frame(
     rows_examined = (
         sample.n_rows if full else max((c.rows_sampled for c in sample.columns), default=0)
     )
+    reviewed: list[ReviewedFinding] = []
+    if reviews:
+        names = (variable,) if variable else ()
+        for finding in list(findings):
+            review = review_of(reviews, finding.column, names)
+            if review is not None:
+                findings.remove(finding)
+                reviewed.append(ReviewedFinding(finding, review))
     return PiiReport(
         library=sample.library,
         n_rows=sample.n_rows,
@@ -96,4 +127,5 @@ def scan_frame(
         ignored_entities=tuple(sorted(options.ignore_entities)),
         variable=variable,
         elapsed_ms=(time.perf_counter() - started) * 1000,
+        reviewed=tuple(reviewed),
     )

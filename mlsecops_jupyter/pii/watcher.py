@@ -1,12 +1,12 @@
 """Which frame variables are new or changed since the last cell.
 
 After every cell the watcher walks the user namespace, keeps the frames
-(pandas and polars DataFrames, pyarrow Tables and RecordBatches; polars
-LazyFrames are plans, not data, and are skipped) and compares each with the
-version it saw before, by :func:`~.frames.fingerprint` (identity, shape,
-columns, array identities and a few probed cells). Only new or changed frames
-are handed back for scanning, and a frame object bound to several names is
-handed back once, with all its names.
+(pandas and polars DataFrames, pyarrow Tables and RecordBatches, Spark
+DataFrames; polars LazyFrames are plans, not data, and are skipped) and
+compares each with the version it saw before, by :func:`~.frames.fingerprint`
+(identity, shape, columns, array identities and a few probed cells). Only new
+or changed frames are handed back for scanning, and a frame object bound to
+several names is handed back once, with all its names.
 
 The unchanged path is the one every cell pays: for 50 unchanged frames it
 costs well under a millisecond (see tests/benchmarks/bench_pii.py). It never

@@ -55,6 +55,32 @@ def _data_component(index: int, use: DatasetUse) -> dict[str, Any]:
     return component
 
 
+def _review_properties(run: RunRecord) -> list[dict[str, str]]:
+    """Dangerous pickle overrides and personal-data reviews, one property each."""
+    properties = [
+        {
+            "name": "mlsecops:dangerousPickleOverride",
+            "value": f"{o['global']} ({o['origin']})"
+            + (f": {o['reason']}" if o.get("reason") else ""),
+        }
+        for o in run.facts.dangerous_overrides
+    ]
+    for review in run.facts.reviews:
+        if review["kind"] == "review.pii":
+            where = (
+                f"{review['variable']}.{review['column']}"
+                if review["variable"]
+                else f"column {review['column']} (every frame)"
+            )
+            properties.append(
+                {
+                    "name": "mlsecops:piiReview",
+                    "value": f"{where}: {review['verdict']}: {review['reason']}",
+                }
+            )
+    return properties
+
+
 def bom(run: RunRecord, serial: uuid.UUID | None = None) -> dict[str, Any]:
     datasets = [_data_component(i + 1, d) for i, d in enumerate(run.facts.reads)]
     libraries = [
@@ -114,6 +140,7 @@ def bom(run: RunRecord, serial: uuid.UUID | None = None) -> dict[str, Any]:
             "properties": [
                 {"name": "mlsecops:session", "value": run.session_id},
                 {"name": "mlsecops:notebook", "value": str(run.notebook.get("path"))},
+                *_review_properties(run),
             ],
         },
         "components": (models if len(models) > 1 else []) + datasets + libraries,

@@ -100,6 +100,10 @@ class SessionFacts:
     pii_frames: list[dict[str, Any]]  # pii.found/pii.blocked: variable, entities, columns
     guardrails: list[str]
     policy_file: str | None
+    # What people decided (review.pii, review.pickle_allowed): kind, subject, verdict, reason...
+    reviews: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # Known-dangerous pickle globals allowed by explicit override, each with where it came from.
+    dangerous_overrides: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def reads(self) -> list[DatasetUse]:
@@ -171,6 +175,8 @@ def collect(records: Iterable[Record], *, session_id: str | None = None) -> Sess
     pii_frames: list[dict[str, Any]] = []
     guardrails: list[str] = []
     policy_file: str | None = None
+    reviews: list[dict[str, Any]] = []
+    overrides: dict[str, dict[str, Any]] = {}
 
     def finding(record: Record, subject: str, detail: str) -> None:
         findings.append(
@@ -264,6 +270,51 @@ def collect(records: Iterable[Record], *, session_id: str | None = None) -> Sess
             )
             if kind == "pii.blocked":
                 finding(record, str(data.get("variable")), "frame with forbidden personal data")
+        elif kind == "review.pii":
+            reviews.append(
+                {
+                    "kind": kind,
+                    "variable": _text(data.get("variable")),
+                    "column": str(data.get("column")),
+                    "entities": [str(e) for e in data.get("entities") or ()],
+                    "verdict": str(data.get("verdict")),
+                    "scope": str(data.get("scope")),
+                    "reason": str(data.get("reason")),
+                    "policyFile": _text(data.get("policy_path")),
+                    "by": str(record.who.get("user")),
+                    "time": record.time,
+                }
+            )
+        elif kind == "review.pickle_allowed":
+            name = str(data.get("qualified"))
+            reviews.append(
+                {
+                    "kind": kind,
+                    "global": name,
+                    "dangerous": bool(data.get("dangerous")),
+                    "scope": str(data.get("scope")),
+                    "reason": str(data.get("reason")),
+                    "policyFile": _text(data.get("policy_path")),
+                    "by": str(record.who.get("user")),
+                    "time": record.time,
+                }
+            )
+            if data.get("dangerous"):
+                overrides[name] = {
+                    "global": name,
+                    "origin": f"allowed in this session by {record.who.get('user')}",
+                    "reason": str(data.get("reason")),
+                }
+                finding(record, name, f"dangerous pickle global allowed: {data.get('reason')}")
+        elif kind == "review.dangerous_overrides":
+            for name in data.get("globals") or ():
+                if str(name) not in overrides:
+                    overrides[str(name)] = {
+                        "global": str(name),
+                        "origin": f"policy {data.get('policy_file')}",
+                        "reason": None,
+                    }
+                    finding(record, str(name), "dangerous pickle global allowed by the policy")
         elif kind == "guardrail.failed":
             finding(
                 record,
@@ -304,4 +355,6 @@ def collect(records: Iterable[Record], *, session_id: str | None = None) -> Sess
         pii_frames=pii_frames,
         guardrails=guardrails,
         policy_file=policy_file,
+        reviews=reviews,
+        dangerous_overrides=list(overrides.values()),
     )

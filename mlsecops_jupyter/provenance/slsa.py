@@ -130,6 +130,10 @@ def predicate(run: RunRecord, byproducts: list[dict[str, Any]] | None = None) ->
                     "frames": facts.pii_frames,
                 },
                 "warnings": [f.to_json() for f in findings],
+                # What people decided in the session (%mlsecops review / allow), and the
+                # dangerous pickle globals allowed by explicit override: always listed.
+                "reviews": facts.reviews,
+                "dangerousPickleOverrides": facts.dangerous_overrides,
             },
             "resolvedDependencies": dependencies,
         },

@@ -21,6 +21,9 @@ class ProvenanceSummary:
     who: str
     notebook: str
     audit_head: str | None
+    # Known-dangerous pickle globals allowed by explicit override; what people reviewed.
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    reviews: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, statement: Mapping[str, Any], key_id: str | None = None) -> ProvenanceSummary:
@@ -63,6 +66,11 @@ class ProvenanceSummary:
             who=f"{user}@{identity.get('host', '?')}",
             notebook=f"{notebook.get('path') or 'unknown'} ({notebook.get('status', '?')})",
             audit_head=audit.get("head"),
+            overrides=[
+                f"{o.get('global')} ({o.get('origin')})"
+                for o in internal.get("dangerousPickleOverrides") or []
+            ],
+            reviews=[_review_line(r) for r in internal.get("reviews") or []],
         )
 
     def table(self) -> Table:
@@ -83,6 +91,8 @@ class ProvenanceSummary:
             ("personal data", pii),
             ("models/pickles loaded", [f"{p}: {v}" for p, v in self.loads] or "none"),
             ("warnings", unsafe),
+            ("dangerous pickle overrides", self.overrides or "none"),
+            ("reviews", self.reviews or "none"),
             ("run by", self.who),
             ("notebook", self.notebook),
             ("signer", self.signer),
@@ -104,7 +114,28 @@ class ProvenanceSummary:
             lines.append("loaded:        " + "; ".join(f"{p}: {v}" for p, v in self.loads))
         unsafe = ", ".join(f"{k} x{n}" for k, n in sorted(self.warnings.items()))
         lines.append(f"warnings:      {unsafe or 'none'}")
+        if self.overrides:
+            lines.append(
+                "OVERRIDES:     dangerous pickle globals allowed: " + "; ".join(self.overrides)
+            )
+        for review in self.reviews:
+            lines.append(f"reviewed:      {review}")
         lines.append(f"run by:        {self.who}, notebook {self.notebook}")
         lines.append(f"signer:        {self.signer}")
         lines.append(f"audit head:    {self.audit_head or 'none'}")
         return "\n".join(lines)
+
+
+def _review_line(review: Mapping[str, Any]) -> str:
+    """One review, as the summary shows it: what, the verdict, the reason, by whom."""
+    if review.get("kind") == "review.pickle_allowed":
+        what = f"allowed pickle global {review.get('global')}"
+        if review.get("dangerous"):
+            what += " (dangerous)"
+    else:
+        column = review.get("column")
+        what = (
+            f"{review.get('variable')}.{column}" if review.get("variable") else f"column {column}"
+        )
+        what += f" {str(review.get('verdict')).replace('_', ' ')}"
+    return f"{what}: {review.get('reason')} (by {review.get('by')})"

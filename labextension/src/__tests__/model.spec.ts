@@ -1,4 +1,12 @@
-import { GuardrailsModel, datasetRows, pickleRows, piiFrames } from '../model';
+import {
+  GuardrailsModel,
+  allowedGlobals,
+  datasetRows,
+  pickleRows,
+  piiFrames,
+  reviewsWithoutFinding,
+  verdictLabel
+} from '../model';
 import { IRecord } from '../tokens';
 
 let n = 0;
@@ -100,11 +108,45 @@ describe('GuardrailsModel', () => {
     expect(model.state('k2')?.status).toBe('connecting');
   });
 
-  it('session.ended turns the guardrails off', () => {
+  it('session.ended turns the guardrails off and says why', () => {
     const model = new GuardrailsModel();
-    model.handleMessage('k1', snapshot([]));
-    model.handleMessage('k1', { v: 1, type: 'event', record: record('session.ended', {}) });
-    expect(model.state('k1')?.guardrails?.on).toBe(false);
+    model.handleMessage('k1', snapshot([record('dataset.read', {})]));
+    model.handleMessage('k1', {
+      v: 1,
+      type: 'event',
+      record: record('session.ended', { reason: 'unloaded' })
+    });
+    const state = model.state('k1')!;
+    expect(state.guardrails?.on).toBe(false);
+    expect(state.status).toBe('off');
+    expect(state.reason).toBe('the guardrails were switched off (unloaded)');
+    // What that session saw stays listed (under "guardrails off").
+    expect(state.records.map(r => r.kind)).toEqual(['dataset.read', 'session.ended']);
+  });
+
+  it('a restart clears the kernel to "off": nothing of the old session is shown', () => {
+    const model = new GuardrailsModel();
+    model.setActive('k1');
+    model.handleMessage('k1', snapshot([record('dataset.read', {}), record('pii.found', {})]));
+    model.exportRequested('k1', 'req-1');
+    model.reset('k1', 'the kernel restarted');
+    const state = model.active!;
+    expect(state.status).toBe('off');
+    expect(state.reason).toBe('the kernel restarted');
+    expect(state.records).toEqual([]);
+    expect(state.identity).toBeNull();
+    expect(state.guardrails).toBeNull();
+    expect(state.export.status).toBe('idle');
+
+    // Asking the new kernel, and hearing it has no channel yet, keeps the reason.
+    model.connecting('k1');
+    expect(model.active?.status).toBe('connecting');
+    model.off('k1');
+    expect(model.active?.reason).toBe('the kernel restarted');
+    // Turned on again: a snapshot of the new session.
+    model.handleMessage('k1', snapshot([record('session.started', {})]));
+    expect(model.active?.status).toBe('on');
+    expect(model.active?.reason).toBeNull();
   });
 
   it('matches export answers to the pending request', () => {
@@ -249,6 +291,164 @@ describe('what the sections show', () => {
     });
     const rows = pickleRows([safe, scanned, blocked]);
     expect(rows.map(r => r.status)).toEqual(['blocked', 'scanned', 'safe']);
-    expect(rows[0].globals).toEqual(['posix:system']);
+    expect(rows[0].globals).toEqual([{ name: 'posix:system', allowed: null }]);
+  });
+});
+
+function pii(variable: string, columns: [string, string, string][], extra: { [key: string]: any } = {}) {
+  return record(extra.kind ?? 'pii.found', {
+    variable,
+    aliases: extra.aliases ?? [],
+    library: 'pandas',
+    rows: 400,
+    columns: 15,
+    findings: columns.map(([column, entity, action]) => ({
+      column,
+      entities: [entity],
+      share: 1,
+      examples: [],
+      action
+    }))
+  });
+}
+
+function review(
+  column: string,
+  verdict: 'false_positive' | 'accepted',
+  variable: string | null,
+  extra: { [key: string]: any } = {}
+) {
+  return record('review.pii', {
+    variable,
+    column,
+    entities: ['PERSON'],
+    verdict,
+    scope: variable === null ? 'project' : 'variable',
+    reason: extra.reason ?? `reason for ${column}`,
+    policy_path: extra.policy_path ?? null
+  });
+}
+
+describe('reviewed findings', () => {
+  it('a reviewed column shows the verdict and reason instead of the plain finding', () => {
+    const found = pii('customers', [
+      ['email', 'EMAIL_ADDRESS', 'warn'],
+      ['city', 'LOCATION', 'warn']
+    ]);
+    const reviewed = review('city', 'false_positive', 'customers', { reason: 'city names' });
+    const [frame] = piiFrames([found, reviewed]);
+    expect(frame.columns.map(c => [c.column, c.review?.verdict ?? null])).toEqual([
+      ['email', null],
+      ['city', 'false_positive']
+    ]);
+    expect(frame.columns[1].review?.reason).toBe('city names');
+    expect(frame.columns[1].review?.policyPath).toBeNull();
+    expect(verdictLabel('false_positive')).toBe('false positive');
+    expect(verdictLabel('accepted')).toBe('accepted');
+  });
+
+  it('a variable review covers that frame (and its aliases) only; a project review every frame', () => {
+    const customers = pii('customers', [['name', 'PERSON', 'warn']], { aliases: ['df'] });
+    const staff = pii('staff', [['name', 'PERSON', 'warn']]);
+    const onAlias = review('name', 'accepted', 'df');
+    let frames = piiFrames([customers, staff, onAlias]);
+    expect(frames.map(f => [f.variable, f.columns[0].review?.verdict ?? null])).toEqual([
+      ['customers', 'accepted'],
+      ['staff', null]
+    ]);
+
+    const everywhere = review('name', 'false_positive', null, { policy_path: '/p/mlsecops.toml' });
+    frames = piiFrames([customers, staff, onAlias, everywhere]);
+    // The latest review that covers a column wins.
+    expect(frames.map(f => f.columns[0].review?.verdict)).toEqual([
+      'false_positive',
+      'false_positive'
+    ]);
+    expect(frames[1].columns[0].review?.scope).toBe('project');
+    expect(frames[1].columns[0].review?.policyPath).toBe('/p/mlsecops.toml');
+  });
+
+  it('a reviewed column the scan leaves out of the next report stays shown, reviewed', () => {
+    const first = pii('customers', [
+      ['email', 'EMAIL_ADDRESS', 'warn'],
+      ['city', 'LOCATION', 'warn']
+    ]);
+    const reviewed = review('city', 'false_positive', 'customers');
+    const again = pii('customers', [['email', 'EMAIL_ADDRESS', 'warn']]);
+    const [frame] = piiFrames([first, reviewed, again]);
+    expect(frame.key).toBe(again.id);
+    expect(frame.columns.map(c => [c.column, c.review?.verdict ?? null])).toEqual([
+      ['email', null],
+      ['city', 'false_positive']
+    ]);
+
+    // Without a review, a column missing from the new report is gone (the frame changed).
+    const [unreviewed] = piiFrames([first, again]);
+    expect(unreviewed.columns.map(c => c.column)).toEqual(['email']);
+  });
+
+  it('a blocked frame whose blocked columns were all reviewed no longer stands out', () => {
+    const blocked = pii('customers', [['iban', 'IBAN_CODE', 'block']], { kind: 'pii.blocked' });
+    expect(piiFrames([blocked])[0].blocked).toBe(true);
+    const accepted = review('iban', 'accepted', 'customers');
+    expect(piiFrames([blocked, accepted])[0].blocked).toBe(false);
+  });
+
+  it('reviews covering no shown column are listed on their own, the latest of each', () => {
+    const found = pii('customers', [['email', 'EMAIL_ADDRESS', 'warn']]);
+    const onShown = review('email', 'accepted', 'customers');
+    const elsewhere = review('notes', 'accepted', null, { reason: 'first' });
+    const elsewhereAgain = review('notes', 'false_positive', null, { reason: 'second' });
+    const records = [found, onShown, elsewhere, elsewhereAgain];
+    const others = reviewsWithoutFinding(records, piiFrames(records));
+    expect(others.map(r => [r.column, r.verdict, r.reason])).toEqual([
+      ['notes', 'false_positive', 'second']
+    ]);
+  });
+});
+
+describe('allowed pickle globals', () => {
+  function allowed(qualified: string, dangerous: boolean, scope: 'session' | 'policy') {
+    return record('review.pickle_allowed', {
+      qualified,
+      dangerous,
+      scope,
+      reason: `trust ${qualified}`,
+      policy_path: scope === 'policy' ? '/p/mlsecops.toml' : null
+    });
+  }
+
+  it('each global of a load says whether (and how) it was allowed since', () => {
+    const blocked = record('pickle.blocked', {
+      path: 'outputs/shared_model.pkl',
+      globals: ['posix:system', 'collections:OrderedDict'],
+      reason: 'runs shell commands'
+    });
+    const rows = pickleRows([
+      blocked,
+      allowed('collections:OrderedDict', false, 'session'),
+      allowed('posix:system', true, 'policy')
+    ]);
+    expect(rows[0].status).toBe('blocked');
+    expect(
+      rows[0].globals.map(g => [g.name, g.allowed?.scope ?? null, g.allowed?.dangerous ?? null])
+    ).toEqual([
+      ['posix:system', 'policy', true],
+      ['collections:OrderedDict', 'session', false]
+    ]);
+  });
+
+  it('lists each allowed global once, as last allowed', () => {
+    const list = allowedGlobals([
+      allowed('numpy.core.multiarray:_reconstruct', false, 'session'),
+      allowed('builtins:eval', true, 'session'),
+      allowed('numpy.core.multiarray:_reconstruct', false, 'policy')
+    ]);
+    expect(list.map(a => [a.qualified, a.scope, a.dangerous])).toEqual([
+      ['builtins:eval', 'session', true],
+      ['numpy.core.multiarray:_reconstruct', 'policy', false]
+    ]);
+    expect(list[1].policyPath).toBe('/p/mlsecops.toml');
+    expect(allowedGlobals([record('pickle.blocked', {})])).toEqual([]);
   });
 });

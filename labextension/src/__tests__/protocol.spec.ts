@@ -2,6 +2,7 @@ import {
   dirname,
   exportRequest,
   kernelRelativePath,
+  modelFileSelection,
   parseKernelMessage,
   parsePaths,
   serverPath,
@@ -90,5 +91,20 @@ describe('paths between the kernel and the server', () => {
     expect(kernelRelativePath('p/outputs/m.joblib', 'p/tour.ipynb')).toBe('outputs/m.joblib');
     expect(kernelRelativePath('models/m.joblib', 'p/q/tour.ipynb')).toBe('../../models/m.joblib');
     expect(kernelRelativePath('p/m.joblib', 'p/q/tour.ipynb')).toBe('../m.joblib');
+  });
+});
+
+describe("the export form's default model path", () => {
+  it("is the file browser's first selected file, not a folder or a notebook", () => {
+    expect(
+      modelFileSelection([
+        { type: 'directory', path: 'outputs' },
+        { type: 'notebook', path: 'tour.ipynb' },
+        { type: 'file', path: 'outputs/churn_model.joblib' },
+        { type: 'file', path: 'outputs/other.pt' }
+      ])
+    ).toBe('outputs/churn_model.joblib');
+    expect(modelFileSelection([{ type: 'directory', path: 'outputs' }])).toBeNull();
+    expect(modelFileSelection([])).toBeNull();
   });
 });

@@ -1,15 +1,21 @@
 import React from 'react';
 
-import { IPiiFrameRow } from '../model';
+import { IPiiColumn, IPiiFrameRow, IPiiReview, verdictLabel } from '../model';
 import { Section } from './Section';
 
-export function PersonalData({ frames }: { frames: IPiiFrameRow[] }): JSX.Element {
+export interface IPersonalDataProps {
+  frames: IPiiFrameRow[];
+  /** Reviews that cover no column shown above (e.g. a column name, project-wide). */
+  otherReviews: IPiiReview[];
+}
+
+export function PersonalData({ frames, otherReviews }: IPersonalDataProps): JSX.Element {
   return (
     <Section
       id="pii"
       title="Personal data in frames"
       count={frames.length}
-      isEmpty={frames.length === 0}
+      isEmpty={frames.length === 0 && otherReviews.length === 0}
       empty="No frame with personal data yet. After each cell, new or changed DataFrames are scanned; details of one: %mlsecops pii VAR."
     >
       <ul className="mlsecops-List">
@@ -35,23 +41,93 @@ export function PersonalData({ frames }: { frames: IPiiFrameRow[] }): JSX.Elemen
                 </tr>
               </thead>
               <tbody>
-                {frame.columns.map(column => (
-                  <tr key={column.column} data-column={column.column}>
-                    <td title={column.examples.join(', ')}>
-                      {column.column}
-                      {column.action === 'block' ? (
-                        <span className="mlsecops-Badge mlsecops-Badge-block">blocked</span>
-                      ) : null}
-                    </td>
-                    <td>{column.entities.join(', ')}</td>
-                    <td>{Math.round(column.share * 100)}%</td>
-                  </tr>
-                ))}
+                {frame.columns.map(column =>
+                  column.review ? (
+                    <ReviewedColumn key={column.column} column={column} review={column.review} />
+                  ) : (
+                    <tr key={column.column} data-column={column.column}>
+                      <td title={column.examples.join(', ')}>
+                        {column.column}
+                        {column.action === 'block' ? (
+                          <span className="mlsecops-Badge mlsecops-Badge-block">blocked</span>
+                        ) : null}
+                      </td>
+                      <td>{column.entities.join(', ')}</td>
+                      <td>{Math.round(column.share * 100)}%</td>
+                    </tr>
+                  )
+                )}
               </tbody>
             </table>
           </li>
         ))}
       </ul>
+      {otherReviews.length > 0 ? (
+        <>
+          <p className="mlsecops-Dim">Reviewed columns</p>
+          <ul className="mlsecops-List">
+            {otherReviews.map(review => (
+              <li
+                key={review.key}
+                className="mlsecops-Item mlsecops-Item-reviewed"
+                data-kind="pii-review"
+                data-column={review.column}
+                data-verdict={review.verdict}
+              >
+                <div className="mlsecops-Item-title">
+                  <code>
+                    {review.variable !== null ? `${review.variable}.` : ''}
+                    {review.column}
+                  </code>
+                  <VerdictBadge review={review} />
+                </div>
+                <ReviewReason review={review} />
+              </li>
+            ))}
+          </ul>
+        </>
+      ) : null}
     </Section>
+  );
+}
+
+/** A reviewed finding: the verdict and the reviewer's reason instead of the plain finding. */
+function ReviewedColumn(props: { column: IPiiColumn; review: IPiiReview }): JSX.Element {
+  const { column, review } = props;
+  return (
+    <tr
+      data-column={column.column}
+      data-verdict={review.verdict}
+      className="mlsecops-Row-reviewed"
+    >
+      <td title={`was: ${column.entities.join(', ')}`}>
+        {column.column}
+        <VerdictBadge review={review} />
+      </td>
+      <td colSpan={2}>
+        <ReviewReason review={review} />
+      </td>
+    </tr>
+  );
+}
+
+function VerdictBadge({ review }: { review: IPiiReview }): JSX.Element {
+  return (
+    <span className={`mlsecops-Badge mlsecops-Badge-reviewed mlsecops-Badge-${review.verdict}`}>
+      {verdictLabel(review.verdict)}
+    </span>
+  );
+}
+
+function ReviewReason({ review }: { review: IPiiReview }): JSX.Element {
+  const where = review.scope === 'project' ? 'every frame' : null;
+  return (
+    <span className="mlsecops-Review" title={review.policyPath ?? undefined}>
+      {review.reason}
+      <span className="mlsecops-Dim">
+        {where ? ` · ${where}` : ''}
+        {review.policyPath ? ' · in the policy file' : ' · this session'}
+      </span>
+    </span>
   );
 }
