@@ -175,6 +175,9 @@ def load(shell: Any) -> None:
 
     _loaded = state
     atexit.register(_close_at_exit)
+    restore_shutdown = _end_on_shutdown_request(shell, state)
+    if restore_shutdown is not None:
+        state.cleanups.append(restore_shutdown)
 
     for guardrail in _enabled_guardrails(policy):
         install_guardrail(guardrail)
@@ -307,6 +310,33 @@ def _display(obj: Any) -> None:
     from IPython.display import display
 
     display(obj)  # type: ignore[no-untyped-call]
+
+
+def _end_on_shutdown_request(shell: Any, state: Any) -> Callable[[], None] | None:
+    """Record the session's end when Jupyter asks the kernel to shut down or restart.
+
+    Exit handlers alone are not enough: Jupyter terminates a kernel that has not
+    exited 2.5 s after the request, and a kernel that started Spark never does
+    (its JVM), so its exit handlers never run. Outside a kernel: None.
+    """
+    kernel = getattr(shell, "kernel", None)
+    original = getattr(kernel, "do_shutdown", None)
+    if kernel is None or original is None:
+        return None
+
+    def do_shutdown(restart: bool, *args: Any, **kwargs: Any) -> Any:
+        if _loaded is state:
+            with contextlib.suppress(Exception):
+                unload(shell, reason="kernel restart" if restart else "kernel shutdown")
+        return original(restart, *args, **kwargs)
+
+    kernel.do_shutdown = do_shutdown
+
+    def restore() -> None:
+        if vars(kernel).get("do_shutdown") is do_shutdown:
+            del kernel.do_shutdown
+
+    return restore
 
 
 def _close_at_exit() -> None:

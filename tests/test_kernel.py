@@ -95,8 +95,32 @@ def test_kernel_shutdown_records_the_end_of_the_session(kernel: Kernel, tmp_path
     kernel.client.stop_channels()
     kernel.manager.shutdown_kernel(now=False)
 
-    kinds = [r["kind"] for r in stored_records(tmp_path / "audit" / "audit.sqlite3")]
-    assert kinds == ["session.started", "session.ended"]
+    records = stored_records(tmp_path / "audit" / "audit.sqlite3")
+    assert [r["kind"] for r in records] == ["session.started", "session.ended"]
+    assert records[-1]["data"]["reason"] == "kernel shutdown"
+
+
+def test_a_kernel_too_slow_to_exit_still_records_the_end_of_its_session(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    # Like a kernel that started Spark (its JVM): Jupyter terminates it 2.5 s after
+    # asking it to shut down, before its exit handlers run.
+    kernel.execute("%load_ext mlsecops_jupyter")
+    kernel.execute("import atexit, time\natexit.register(time.sleep, 30)")
+    kernel.client.stop_channels()
+    kernel.manager.shutdown_kernel(now=False)
+
+    records = stored_records(tmp_path / "audit" / "audit.sqlite3")
+    assert [r["kind"] for r in records] == ["session.started", "session.ended"]
+
+
+def test_a_kernel_restart_records_the_end_of_the_session(kernel: Kernel, tmp_path: Path) -> None:
+    kernel.execute("%load_ext mlsecops_jupyter")
+    kernel.manager.restart_kernel(now=False)
+
+    records = stored_records(tmp_path / "audit" / "audit.sqlite3")
+    assert [r["kind"] for r in records] == ["session.started", "session.ended"]
+    assert records[-1]["data"]["reason"] == "kernel restart"
 
 
 def test_enabled_for_every_kernel_through_ipython_configuration(tmp_path: Path) -> None:
