@@ -30,7 +30,12 @@ panel → kernel
                         provenance record; answered by ``export_response`` or ``error``
 kernel → panel
   ``snapshot``          identity, policy, audit status, guardrails and the session's
-                        records so far (``Record.to_json()``: never raw personal data)
+                        records so far (``Record.to_json()``: never raw personal data);
+                        ``policy_reviews``: the reviewed personal-data columns kept in
+                        the policy file (``[[pii.reviewed]]``: column, variable or null,
+                        verdict, scope, reason, policy_path). They are in force without
+                        a ``review.pii`` event of this session; older kernels leave the
+                        field out
   ``event``             one new record, as it is published
   ``export_response``   ``paths``: the files written (absolute); ``cwd``: the kernel's
                         working directory (the panel turns paths under it into
@@ -54,6 +59,8 @@ from typing import Any, Protocol, cast
 
 from mlsecops_jupyter import __version__
 from mlsecops_jupyter.events import Record
+from mlsecops_jupyter.review.column_reviews import reviews_in
+from mlsecops_jupyter.review.session_state import reviews_of
 from mlsecops_jupyter.session import Session
 
 TARGET = "mlsecops_jupyter"
@@ -279,7 +286,32 @@ def snapshot(session: Session) -> Message:
         "counts": dict(session.counts),
         "records": [r.to_json() for r in shown],
         "records_left_out": len(records) - len(shown),
+        "policy_reviews": policy_reviews(session),
     }
+
+
+def policy_reviews(session: Session) -> list[Message]:
+    """The reviewed personal-data columns the policy file holds, as the panel shows them.
+
+    Only the file's: the session's own reviews are laid over the policy in force
+    (:mod:`mlsecops_jupyter.review.session_state`) and arrive as ``review.pii``
+    events. The dashboard folds the same list (:mod:`mlsecops_jupyter.dashboard`).
+    """
+    # The policy as loaded from the file, before this session's reviews (asking for
+    # it before any review takes the policy in force, which is that same policy).
+    base = reviews_of(session).base
+    path = str(base.source.path) if base.source else None
+    return [
+        {
+            "column": review.column,
+            "variable": review.variable,
+            "verdict": review.verdict,
+            "scope": review.scope,
+            "reason": review.reason,
+            "policy_path": path,
+        }
+        for review in reviews_in(base["pii.reviewed"])
+    ]
 
 
 def export(session: Session, data: Mapping[str, Any]) -> Message:

@@ -32,8 +32,19 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-@dataclasses.dataclass(frozen=True)
-class Table:
+class ShownAsText:
+    """Outputs whose terminal form is their text: ``repr`` and IPython's pretty printer
+    show ``str(self)`` (Jupyter front ends take ``_repr_html_`` where there is one)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Table(ShownAsText):
     """A titled table; an empty one shows ``empty`` (what to do) instead of rows."""
 
     title: str
@@ -87,15 +98,9 @@ class Table:
             lines.append(self.note)
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return str(self)
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
+@dataclasses.dataclass(frozen=True, repr=False)
+class Report(ShownAsText):
     """Several tables shown as one output."""
 
     parts: Sequence[Table]
@@ -107,15 +112,9 @@ class Report:
     def __str__(self) -> str:
         return "\n\n".join(str(part) for part in self.parts)
 
-    def __repr__(self) -> str:
-        return str(self)
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-
-@dataclasses.dataclass(frozen=True)
-class Notice:
+@dataclasses.dataclass(frozen=True, repr=False)
+class Notice(ShownAsText):
     """One short line under a cell: a guardrail warning, block or internal error."""
 
     severity: str
@@ -133,24 +132,12 @@ class Notice:
         icon, _ = _SEVERITY_STYLE.get(self.severity, _SEVERITY_STYLE["info"])
         return f"{icon} mlsecops: {self.text}"
 
-    def __repr__(self) -> str:
-        return str(self)
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-
-@dataclasses.dataclass(frozen=True)
-class JsonText:
+@dataclasses.dataclass(frozen=True, repr=False)
+class JsonText(ShownAsText):
     """JSON printed as text (copyable), also offered as application/json to Jupyter."""
 
     value: Any
 
     def __str__(self) -> str:
         return json.dumps(self.value, indent=2, sort_keys=True, default=str)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))

@@ -166,6 +166,62 @@ def test_a_panel_attached_to_the_listed_comm_gets_a_snapshot_then_events(
     assert read["id"] in [r["id"] for r in later["records"]]
 
 
+CONTACTS = """
+import pandas as pd
+from faker import Faker
+fake = Faker("en_US")
+fake.seed_instance(7)
+contacts = pd.DataFrame({
+    "email": [fake.email() for _ in range(200)],
+    "phone": [fake.phone_number() for _ in range(200)],
+})
+"""
+
+
+@pytest.mark.kernel
+def test_the_snapshot_lists_the_reviews_kept_in_the_policy_file(
+    panel: Panel, tmp_path: Path
+) -> None:
+    """A review written to the policy file in an earlier session is in force, and the
+    panel is told so in the snapshot, not by a ``review.pii`` event nobody made."""
+    policy_file = tmp_path / "mlsecops.toml"
+    policy_file.write_text(
+        "[[pii.reviewed]]\n"
+        'column = "email"\n'
+        'variable = "contacts"\n'
+        'verdict = "false_positive"\n'
+        'reason = "synthetic test addresses"\n'
+    )
+    panel.load_ext()
+    [comm_id] = panel.comm_info()
+    reply, seen = panel.execute(CONTACTS)
+    assert reply["status"] == "ok"
+    [found] = [r for r in events_on(seen, comm_id) if r["kind"] == "pii.found"]
+    assert [f["column"] for f in found["data"]["findings"]] == ["phone"]
+    # A review for this session only: an event of its own, not a policy review.
+    reply, seen = panel.execute(
+        '%mlsecops review phone --variable contacts --accepted --reason "consented"'
+    )
+    assert reply["status"] == "ok"
+    assert [r["kind"] for r in events_on(seen, comm_id)] == ["review.pii"]
+
+    panel.send(comm_id, {"v": 1, "type": "sync_request"})
+    snapshot = panel.receive(comm_id, "snapshot")
+
+    assert snapshot["policy_reviews"] == [
+        {
+            "column": "email",
+            "variable": "contacts",
+            "verdict": "false_positive",
+            "scope": "variable",
+            "reason": "synthetic test addresses",
+            "policy_path": str(policy_file),
+        }
+    ]
+    reviewed = [r["data"]["column"] for r in snapshot["records"] if r["kind"] == "review.pii"]
+    assert reviewed == ["phone"]
+
+
 @pytest.mark.kernel
 def test_every_open_comm_gets_each_event_and_a_closed_one_is_dropped(panel: Panel) -> None:
     panel.load_ext()

@@ -13,6 +13,7 @@ front end, including an update published from a background thread.
 from __future__ import annotations
 
 import csv
+import html
 import json
 import shutil
 import threading
@@ -579,6 +580,47 @@ def test_reviewing_a_finding_needs_a_reason_and_lands_in_the_audit_log(
     assert pii.count('data-column="email"') == 1
     assert 'data-column="email" data-reviewed="false_positive"' in pii
     assert "not reported" in pii and "synthetic test addresses" in pii
+
+
+def test_reviews_kept_in_the_policy_file_show_as_reviewed_without_a_review_event(
+    clean_shell: InteractiveShell, customers_csv: Path, as_kernel: None, isolated: Path
+) -> None:
+    """An earlier session wrote the reviews to the policy file: this one shows them as
+    reviewed, from that file, and publishes no review nobody made here."""
+    policy_file = isolated / "mlsecops.toml"
+    policy_file.write_text(
+        "[[pii.reviewed]]\n"
+        'column = "email"\n'
+        'variable = "customers"\n'
+        'verdict = "false_positive"\n'
+        'reason = "synthetic test addresses"\n'
+        "\n"
+        "[[pii.reviewed]]\n"
+        'column = "loyalty_code"\n'
+        'verdict = "accepted"\n'
+        'reason = "pseudonymous codes"\n'
+    )
+    load(clean_shell)
+    run(clean_shell, READ_CUSTOMERS)
+
+    [found] = session_records("pii.found")
+    assert "email" not in [f["column"] for f in found.data["findings"]]  # the review holds
+    assert session_records("review.pii") == []
+    session = extension.loaded_extension().session  # type: ignore[union-attr]
+    text = str(summary(build_view(session)))
+    [email_line] = [line for line in text.splitlines() if " email " in line]
+    assert "false positive (this frame, from the policy file" in email_line
+    assert str(policy_file) in email_line and "synthetic test addresses" in email_line
+    [code_line] = [line for line in text.splitlines() if "loyalty_code" in line]
+    assert "(every frame)" in code_line and "accepted (the whole project, from the" in code_line
+
+    live = show_dashboard(clean_shell)
+    pii = value(live.widgets.tables["pii"])
+    assert 'data-column="email" data-reviewed="false_positive"' in pii
+    assert 'data-column="loyalty_code" data-reviewed="accepted" data-source="policy"' in pii
+    assert html.escape(str(policy_file)) in pii
+    # Nothing to review: the policy file decided on that column already.
+    assert ("customers", "email") not in [v for _, v in live.widgets.review.finding.options]
 
 
 def test_a_click_without_a_reason_is_refused_and_records_nothing(

@@ -9,6 +9,7 @@ import {
   IExportState,
   IGuardrailsModel,
   IKernelState,
+  IPolicyReviewInfo,
   IRecord,
   KernelMessage
 } from './tokens';
@@ -41,6 +42,7 @@ function emptyState(kernelId: string): IKernelState {
     guardrails: null,
     records: [],
     recordsLeftOut: 0,
+    policyReviews: [],
     export: IDLE_EXPORT,
     lastError: null
   };
@@ -180,6 +182,7 @@ function apply(state: IKernelState, message: KernelMessage): IKernelState {
         records,
         recordsLeftOut:
           message.records_left_out + (message.records.length - records.length),
+        policyReviews: message.policy_reviews ?? [],
         lastError: null
       };
     }
@@ -305,7 +308,10 @@ export function datasetRows(records: IRecord[]): IDatasetRow[] {
   return rows;
 }
 
-/** A person's review of a personal-data finding (`review.pii`). */
+/**
+ * A person's review of a personal-data finding: made in this session (a
+ * `review.pii` event), or kept in the policy file by an earlier one.
+ */
 export interface IPiiReview {
   key: string;
   /** null: the column name in every frame of the project. */
@@ -320,6 +326,11 @@ export interface IPiiReview {
   /** The policy file the review was written to, or null (this session only). */
   policyPath: string | null;
   cell: number | null;
+  /**
+   * `session`: a `review.pii` event of this session; `policy`: found in the
+   * policy file (`[[pii.reviewed]]`), decided before this session.
+   */
+  source: 'session' | 'policy';
 }
 
 export interface IPiiColumn {
@@ -359,8 +370,28 @@ function piiReview(record: IRecord): IPiiReview {
     scope: String(data.scope ?? (data.variable ? 'variable' : 'project')),
     reason: String(data.reason ?? ''),
     policyPath: typeof data.policy_path === 'string' ? data.policy_path : null,
-    cell: record.cell
+    cell: record.cell,
+    source: 'session'
   };
+}
+
+/** The snapshot's reviews from the policy file, as reviews the panel shows. */
+export function policyReviews(infos: IPolicyReviewInfo[]): IPiiReview[] {
+  return infos.map(info => {
+    const variable = info.variable ? info.variable : null;
+    return {
+      key: `policy\u0000${variable ?? '*'}\u0000${info.column}`,
+      variable,
+      column: info.column,
+      entities: [],
+      verdict: info.verdict,
+      scope: info.scope ?? (variable ? 'variable' : 'project'),
+      reason: info.reason,
+      policyPath: info.policy_path,
+      cell: null,
+      source: 'policy'
+    };
+  });
 }
 
 /** The reviews of personal-data findings, in the order they were made. */
@@ -390,10 +421,11 @@ function latestReview(
  * Frames holding personal data; a frame reported again replaces its older
  * report. A reviewed column carries its review; once reviewed, the scan leaves
  * it out of the frame's later reports, so it is kept from the earlier one.
+ * `fromPolicy` (the policy file's reviews) count as made before the session's.
  */
-export function piiFrames(records: IRecord[]): IPiiFrameRow[] {
+export function piiFrames(records: IRecord[], fromPolicy: IPiiReview[] = []): IPiiFrameRow[] {
   const byVariable = new Map<string, IPiiFrameRow>();
-  const reviews: IPiiReview[] = [];
+  const reviews: IPiiReview[] = [...fromPolicy];
   for (const record of records) {
     if (record.kind === 'review.pii') {
       reviews.push(piiReview(record));
@@ -448,13 +480,21 @@ export function piiFrames(records: IRecord[]): IPiiFrameRow[] {
   });
 }
 
-/** Reviews that cover no column the panel shows (say, a column name reviewed for the project). */
-export function reviewsWithoutFinding(records: IRecord[], frames: IPiiFrameRow[]): IPiiReview[] {
+/**
+ * Reviews that cover no column the panel shows (say, a column name reviewed for
+ * the project, or a review in the policy file of a column the scan no longer
+ * reports); a review of this session replaces the policy file's of that column.
+ */
+export function reviewsWithoutFinding(
+  records: IRecord[],
+  frames: IPiiFrameRow[],
+  fromPolicy: IPiiReview[] = []
+): IPiiReview[] {
   const shown = new Set(
     frames.flatMap(frame => frame.columns.map(c => c.review?.key).filter(Boolean))
   );
   const latest = new Map<string, IPiiReview>();
-  for (const review of piiReviews(records)) {
+  for (const review of [...fromPolicy, ...piiReviews(records)]) {
     latest.set(`${review.variable ?? '*'}\u0000${review.column}`, review);
   }
   return [...latest.values()].filter(review => !shown.has(review.key));

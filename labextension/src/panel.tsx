@@ -17,6 +17,7 @@ import {
   datasetRows,
   pickleRows,
   piiFrames,
+  policyReviews,
   reviewsWithoutFinding
 } from './model';
 import { IKernelState } from './tokens';
@@ -81,7 +82,7 @@ function GuardrailsView(props: {
           />
         ) : null}
         <Datasets rows={datasetRows(state.records)} />
-        <PersonalDataSection records={state.records} />
+        <PersonalDataSection records={state.records} policy={state.policyReviews} />
         <Pickles rows={pickleRows(state.records)} allowed={allowedGlobals(state.records)} />
         <Export
           state={state.export}
@@ -104,7 +105,16 @@ function GuardrailsView(props: {
   );
 }
 
-function PersonalDataSection({ records }: { records: IKernelState['records'] }): JSX.Element {
-  const frames = piiFrames(records);
-  return <PersonalData frames={frames} otherReviews={reviewsWithoutFinding(records, frames)} />;
+function PersonalDataSection(props: {
+  records: IKernelState['records'];
+  policy: IKernelState['policyReviews'];
+}): JSX.Element {
+  const fromPolicy = policyReviews(props.policy);
+  const frames = piiFrames(props.records, fromPolicy);
+  return (
+    <PersonalData
+      frames={frames}
+      otherReviews={reviewsWithoutFinding(props.records, frames, fromPolicy)}
+    />
+  );
 }

@@ -115,6 +115,16 @@ function isObject(value: unknown): value is { [key: string]: any } {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function isPolicyReview(value: unknown): boolean {
+  return (
+    isObject(value) &&
+    typeof value.column === 'string' &&
+    typeof value.verdict === 'string' &&
+    typeof value.reason === 'string' &&
+    (value.variable === null || value.variable === undefined || typeof value.variable === 'string')
+  );
+}
+
 function isRecord(value: unknown): boolean {
   return (
     isObject(value) &&
@@ -144,7 +154,10 @@ export function parseKernelMessage(data: unknown): ParseResult {
         !Array.isArray(data.records) ||
         !data.records.every(isRecord) ||
         !isObject(data.identity) ||
-        !isObject(data.guardrails)
+        !isObject(data.guardrails) ||
+        // Added after v1's first release: older kernels leave it out.
+        (data.policy_reviews !== undefined &&
+          !(Array.isArray(data.policy_reviews) && data.policy_reviews.every(isPolicyReview)))
       ) {
         return { ok: false, problem: 'malformed snapshot' };
       }

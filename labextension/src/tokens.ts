@@ -53,6 +53,22 @@ export interface IAuditInfo {
   status: string;
 }
 
+/**
+ * A reviewed personal-data column kept in the policy file (`[[pii.reviewed]]`),
+ * from the snapshot: in force without a `review.pii` event of this session.
+ */
+export interface IPolicyReviewInfo {
+  column: string;
+  /** null: the column name in every frame of the project. */
+  variable: string | null;
+  /** `false_positive` or `accepted`. */
+  verdict: string;
+  /** `variable` or `project`. */
+  scope?: string;
+  reason: string;
+  policy_path: string | null;
+}
+
 export interface IGuardrailsInfo {
   on: boolean;
   names: string[];
@@ -91,6 +107,8 @@ export interface ISnapshotMessage {
   counts: { [kind: string]: number };
   records: IRecord[];
   records_left_out: number;
+  /** The policy file's reviewed columns (older kernels leave it out). */
+  policy_reviews?: IPolicyReviewInfo[];
 }
 
 export interface IEventMessage {
@@ -162,6 +180,8 @@ export interface IKernelState {
   guardrails: IGuardrailsInfo | null;
   records: IRecord[];
   recordsLeftOut: number;
+  /** The policy file's reviewed columns, as of the last snapshot. */
+  policyReviews: IPolicyReviewInfo[];
   export: IExportState;
   /** The last error the kernel answered with, outside an export. */
   lastError: string | null;

@@ -17,6 +17,7 @@ from mlsecops_jupyter.dashboard.view_model import (
     PicklesView,
     PiiView,
     ProvenanceView,
+    Review,
 )
 
 _FG = "var(--jp-ui-font-color1, #1f2328)"
@@ -155,13 +156,7 @@ def pii_html(view: PiiView) -> str:
     rows = []
     for frame in reversed(view.frames):
         for c in frame.columns:
-            review = (
-                _badge(c.review.verdict.replace("_", " "), _OK)
-                + f" {html.escape(c.review.reason)}"
-                + f' <small style="color:{_MUTED}">({html.escape(c.review.where)})</small>'
-                if c.review
-                else ""
-            )
+            review = _review_html(c.review) if c.review else ""
             rows.append(
                 _row(
                     "pii-column",
@@ -182,12 +177,40 @@ def pii_html(view: PiiView) -> str:
                     reviewed=c.review.verdict if c.review else "",
                 )
             )
+    for r in view.reviewed:  # reviews that cover no column of a frame row above
+        rows.append(
+            _row(
+                "pii-review",
+                [
+                    "",
+                    f"<code>{_esc(r.variable)}</code>" if r.variable else "(every frame)",
+                    f"<code>{_esc(r.column)}</code>",
+                    _esc(r.review.entities),
+                    "—",
+                    "",
+                    _badge("not reported"),
+                    _review_html(r.review),
+                ],
+                variable=r.variable or "",
+                column=r.column,
+                reviewed=r.review.verdict,
+                source=r.review.source,
+            )
+        )
     return _table(
         "pii",
         ["cell", "frame", "column", "entities", "share", "example (masked)", "action", "review"],
         rows,
         "no personal data found in a frame yet",
     ) + _left_out(view.left_out, "pii")
+
+
+def _review_html(review: Review) -> str:
+    return (
+        _badge(review.verdict.replace("_", " "), _OK)
+        + f" {html.escape(review.reason)}"
+        + f' <small style="color:{_MUTED}">({html.escape(review.where)})</small>'
+    )
 
 
 def pickles_html(view: PicklesView) -> str:

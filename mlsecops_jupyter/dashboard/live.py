@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mlsecops_jupyter.channel import policy_reviews
 from mlsecops_jupyter.dashboard.view_model import (
     SECTIONS,
     DashboardState,
@@ -48,7 +49,7 @@ class LiveDashboard:
         self.session = session
         self._loop = loop
         self._lock = threading.RLock()
-        self._state = DashboardState()
+        self._state = DashboardState(policy_reviews=policy_reviews(session))
         self._dirty: set[Section] = set(SECTIONS)
         self._flush_scheduled = False
         self._last_flush = 0.0

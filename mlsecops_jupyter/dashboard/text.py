@@ -73,6 +73,19 @@ def pii_table(view: DashboardView) -> Table:
             )
             for frame in section.frames
             for c in frame.columns
+        ]
+        + [
+            (
+                None,
+                r.variable or "(every frame)",
+                r.column,
+                r.review.entities,
+                None,
+                None,
+                "not reported",
+                r.review.label,
+            )
+            for r in section.reviewed
         ],
         note=_left_out(section.left_out, "pii"),
         empty="no personal data found in a frame yet",

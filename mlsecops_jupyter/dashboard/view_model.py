@@ -111,18 +111,22 @@ class PendingJustification:
 
 @dataclasses.dataclass(frozen=True)
 class Review:
-    """A recorded verdict on a personal-data finding (``review.pii``)."""
+    """A verdict on a personal-data finding: recorded in this session (``review.pii``), or
+    kept in the policy file by an earlier one (``[[pii.reviewed]]``, ``source="policy"``)."""
 
     verdict: str  # false_positive, accepted
     scope: str  # variable, project
     reason: str
     policy_path: str | None
     entities: tuple[str, ...] = ()  # what the finding said when it was reviewed
+    source: Literal["session", "policy"] = "session"
 
     @property
     def where(self) -> str:
         """What the verdict covers and where it is kept, in words."""
         covers = "this frame" if self.scope == "variable" else "the whole project"
+        if self.source == "policy":
+            return f"{covers}, from the policy file {self.policy_path or ''}".rstrip()
         kept = "policy file" if self.policy_path else "this session"
         return f"{covers}, {kept}"
 
@@ -151,6 +155,16 @@ class PiiFrameRow:
     blocked: bool
     cell: int | None
     columns: tuple[PiiColumnRow, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewedColumn:
+    """A review that covers no column a frame row shows (the scan leaves reviewed columns
+    out of its reports: a column name reviewed project-wide, a review from the policy file)."""
+
+    variable: str | None  # None: the column name in every frame
+    column: str
+    review: Review
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +241,7 @@ class PiiView:
     frames: tuple[PiiFrameRow, ...]
     left_out: int
     choices: tuple[PiiChoice, ...]
+    reviewed: tuple[ReviewedColumn, ...] = ()  # reviews shown on no frame row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,9 +278,17 @@ class _Access:
 
 
 class DashboardState:
-    """The sections as of the records added so far (not thread-safe: guard it outside)."""
+    """The sections as of the records added so far (not thread-safe: guard it outside).
 
-    def __init__(self, records: Iterable[Record] = ()) -> None:
+    ``policy_reviews`` are the reviews kept in the policy file, in the shape of the
+    panel's snapshot (:func:`mlsecops_jupyter.channel.policy_reviews`): in force from
+    the start, with no ``review.pii`` record of this session. A review of this
+    session covering the same column wins over them.
+    """
+
+    def __init__(
+        self, records: Iterable[Record] = (), policy_reviews: Iterable[Mapping[str, Any]] = ()
+    ) -> None:
         self.ended = False
         self.guardrail_errors = 0
         self._datasets: list[_Access] = []
@@ -274,6 +297,10 @@ class DashboardState:
         self._frames: dict[str, PiiFrameRow] = {}  # insertion order: oldest first
         self._reviews_by_variable: dict[tuple[str, str], Review] = {}
         self._reviews_by_column: dict[str, Review] = {}
+        self._policy_by_variable: dict[tuple[str, str], Review] = {}
+        self._policy_by_column: dict[str, Review] = {}
+        for entry in policy_reviews:
+            self._add_review(entry, source="policy")
         self._pickles: list[PickleRow] = []
         self._allowed: dict[str, Allowance] = {}
         self._exports: list[ExportRow] = []
@@ -454,25 +481,34 @@ class DashboardState:
             columns=columns,
         )
 
-    def _add_review(self, data: Mapping[str, Any]) -> None:
+    def _add_review(
+        self, data: Mapping[str, Any], source: Literal["session", "policy"] = "session"
+    ) -> None:
+        variable = data.get("variable")
         review = Review(
             verdict=str(data.get("verdict", "")),
-            scope=str(data.get("scope", "variable")),
+            scope=str(data.get("scope") or ("variable" if variable else "project")),
             reason=str(data.get("reason", "")),
             policy_path=_optional_str(data.get("policy_path")),
             entities=tuple(str(e) for e in data.get("entities") or ()),
+            source=source,
         )
         column = str(data.get("column", ""))
-        variable = data.get("variable")
+        policy = source == "policy"
         if review.scope == "project" or not variable:
-            self._reviews_by_column[column] = review
+            (self._policy_by_column if policy else self._reviews_by_column)[column] = review
         else:
-            self._reviews_by_variable[(str(variable), column)] = review
+            by_variable = self._policy_by_variable if policy else self._reviews_by_variable
+            by_variable[(str(variable), column)] = review
 
     def review_of(self, variable: str, column: str) -> Review | None:
-        """The verdict on ``column`` of ``variable``: this frame's first, then the project's."""
-        return self._reviews_by_variable.get((variable, column)) or self._reviews_by_column.get(
-            column
+        """The verdict on ``column`` of ``variable``: this frame's first, then the project's
+        (as the scan applies them); of each, this session's over the policy file's."""
+        return (
+            self._reviews_by_variable.get((variable, column))
+            or self._policy_by_variable.get((variable, column))
+            or self._reviews_by_column.get(column)
+            or self._policy_by_column.get(column)
         )
 
     def pii(self) -> PiiView:
@@ -488,7 +524,27 @@ class DashboardState:
             if c.review is None
         ]
         return PiiView(
-            frames=tuple(shown), left_out=len(frames) - len(shown), choices=tuple(choices)
+            frames=tuple(shown),
+            left_out=len(frames) - len(shown),
+            choices=tuple(choices),
+            reviewed=self._reviews_not_shown(shown),
+        )
+
+    def _variable_reviews(self) -> dict[tuple[str, str], Review]:
+        """Reviews of one frame's column: the policy file's, then this session's over them."""
+        return {**self._policy_by_variable, **self._reviews_by_variable}
+
+    def _reviews_not_shown(self, frames: Sequence[PiiFrameRow]) -> tuple[ReviewedColumn, ...]:
+        # By identity: two reviews of different columns may be equal as values.
+        shown = {id(c.review) for frame in frames for c in frame.columns if c.review}
+        by_variable = [(v, c, r) for (v, c), r in self._variable_reviews().items()]
+        by_column = [
+            (None, c, r) for c, r in {**self._policy_by_column, **self._reviews_by_column}.items()
+        ]
+        return tuple(
+            ReviewedColumn(variable=variable, column=column, review=review)
+            for variable, column, review in (*by_variable, *by_column)
+            if id(review) not in shown
         )
 
     def _reviewed_columns(self, frame: PiiFrameRow) -> tuple[PiiColumnRow, ...]:
@@ -500,7 +556,7 @@ class DashboardState:
             for c in frame.columns
         ]
         reported = {c.column for c in frame.columns}
-        for (variable, column), review in self._reviews_by_variable.items():
+        for (variable, column), review in self._variable_reviews().items():
             if variable == frame.variable and column not in reported:
                 columns.append(
                     PiiColumnRow(
@@ -580,8 +636,13 @@ class DashboardState:
 
 
 def build_view(session: Session, records: Sequence[Record] | None = None) -> DashboardView:
-    """The whole dashboard as of now: the session's records (or ``records``) folded."""
-    state = DashboardState(list(session.records) if records is None else records)
+    """The whole dashboard as of now: the session's records (or ``records``) folded, over
+    the reviews the policy file holds."""
+    from mlsecops_jupyter.channel import policy_reviews
+
+    state = DashboardState(
+        list(session.records) if records is None else records, policy_reviews(session)
+    )
     return state.view(header_of(session, state))
 
 

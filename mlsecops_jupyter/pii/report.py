@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from mlsecops_jupyter.display import ShownAsText
 from mlsecops_jupyter.review.column_reviews import ColumnReview
 
 
@@ -61,8 +62,8 @@ class ReviewedFinding:
         return {**self.finding.to_dict(), "review": dataclasses.asdict(self.review)}
 
 
-@dataclasses.dataclass(frozen=True)
-class PiiReport:
+@dataclasses.dataclass(frozen=True, repr=False)
+class PiiReport(ShownAsText):
     library: str
     n_rows: int
     n_columns: int
@@ -179,12 +180,6 @@ class PiiReport:
             lines.append("reviewed (not reported):")
             lines.extend(f"  {c}: {e} ({why})" for c, e, why in self._reviewed_rows())
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
 
     def _repr_html_(self) -> str:
         esc = html.escape

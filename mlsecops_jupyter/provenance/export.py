@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsecops_jupyter import __version__
+from mlsecops_jupyter.display import ShownAsText
 from mlsecops_jupyter.events import iso_time, utc_now
 from mlsecops_jupyter.provenance import context, cyclonedx, dsse, slsa
 from mlsecops_jupyter.provenance import formats as optional_formats
@@ -36,8 +37,8 @@ SUFFIXES = {
 HASH_WAIT_S = 60.0
 
 
-@dataclasses.dataclass(frozen=True)
-class ProvenanceExport:
+@dataclasses.dataclass(frozen=True, repr=False)
+class ProvenanceExport(ShownAsText):
     """What an export wrote, and the summary of what it states."""
 
     envelope: Path
@@ -54,12 +55,6 @@ class ProvenanceExport:
     def __str__(self) -> str:
         written = "\n".join(f"  {p}" for p in self.paths)
         return f"wrote:\n{written}\n{self.summary}"
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
 
     def _repr_html_(self) -> str:
         files = "".join(f"<li><code>{html.escape(str(p))}</code></li>" for p in self.paths)

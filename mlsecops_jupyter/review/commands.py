@@ -17,7 +17,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from mlsecops_jupyter.display import Table
+from mlsecops_jupyter.display import ShownAsText, Table
 from mlsecops_jupyter.events import Record
 from mlsecops_jupyter.magics import subcommand
 from mlsecops_jupyter.review import actions
@@ -27,8 +27,8 @@ from mlsecops_jupyter.review.policy_file import PolicyChange
 from mlsecops_jupyter.session import Session
 
 
-@dataclasses.dataclass(frozen=True)
-class ReviewOutput:
+@dataclasses.dataclass(frozen=True, repr=False)
+class ReviewOutput(ShownAsText):
     """A result line, the policy change (as a diff) and a table: HTML in Jupyter, text elsewhere."""
 
     message: str
@@ -60,12 +60,6 @@ class ReviewOutput:
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
 
 
 # --- %mlsecops review -------------------------------------------------------------------
@@ -238,8 +232,8 @@ def reviews(session: Session, args: argparse.Namespace) -> Any:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Tables:
+@dataclasses.dataclass(frozen=True, repr=False)
+class _Tables(ShownAsText):
     parts: Sequence[Table]
 
     def _repr_html_(self) -> str:
@@ -247,12 +241,6 @@ class _Tables:
 
     def __str__(self) -> str:
         return "\n\n".join(str(part) for part in self.parts)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
 
 
 def _row(record: Record) -> tuple[Any, ...]:

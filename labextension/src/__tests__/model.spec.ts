@@ -4,6 +4,7 @@ import {
   datasetRows,
   pickleRows,
   piiFrames,
+  policyReviews,
   reviewsWithoutFinding,
   verdictLabel
 } from '../model';
@@ -403,6 +404,72 @@ describe('reviewed findings', () => {
     const others = reviewsWithoutFinding(records, piiFrames(records));
     expect(others.map(r => [r.column, r.verdict, r.reason])).toEqual([
       ['notes', 'false_positive', 'second']
+    ]);
+  });
+});
+
+describe('reviews kept in the policy file', () => {
+  const inFile = {
+    column: 'email',
+    variable: 'customers',
+    verdict: 'false_positive',
+    scope: 'variable',
+    reason: 'synthetic test addresses',
+    policy_path: '/p/mlsecops.toml'
+  };
+  const everyFrame = {
+    column: 'loyalty_code',
+    variable: null,
+    verdict: 'accepted',
+    reason: 'pseudonymous codes',
+    policy_path: '/p/mlsecops.toml'
+  };
+
+  it('come with the snapshot; a kernel that sends none gives none', () => {
+    const model = new GuardrailsModel();
+    model.handleMessage('k1', { ...snapshot([]), policy_reviews: [inFile] });
+    expect(model.state('k1')?.policyReviews).toEqual([inFile]);
+    model.handleMessage('k1', snapshot([]));
+    expect(model.state('k1')?.policyReviews).toEqual([]);
+  });
+
+  it('show the columns the scan no longer reports as reviewed, from the policy file', () => {
+    const fromPolicy = policyReviews([inFile, everyFrame]);
+    expect(fromPolicy.map(r => [r.source, r.scope, r.cell])).toEqual([
+      ['policy', 'variable', null],
+      ['policy', 'project', null]
+    ]);
+    // The scan left email out: the frame reports phone only.
+    const found = pii('customers', [['phone', 'PHONE_NUMBER', 'warn']]);
+    const frames = piiFrames([found], fromPolicy);
+    expect(frames[0].columns.map(c => [c.column, c.review])).toEqual([['phone', null]]);
+    const others = reviewsWithoutFinding([found], frames, fromPolicy);
+    expect(others.map(r => [r.variable, r.column, r.verdict, r.source, r.policyPath])).toEqual([
+      ['customers', 'email', 'false_positive', 'policy', '/p/mlsecops.toml'],
+      [null, 'loyalty_code', 'accepted', 'policy', '/p/mlsecops.toml']
+    ]);
+  });
+
+  it('cover a reported column like a review of the session, which wins over them', () => {
+    const fromPolicy = policyReviews([{ ...everyFrame, column: 'phone' }]);
+    const found = pii('customers', [['phone', 'PHONE_NUMBER', 'warn']]);
+    let [frame] = piiFrames([found], fromPolicy);
+    expect(frame.columns[0].review?.source).toBe('policy');
+    expect(reviewsWithoutFinding([found], [frame], fromPolicy)).toEqual([]);
+
+    const now = review('phone', 'false_positive', 'customers', { reason: 'fake numbers' });
+    [frame] = piiFrames([found, now], fromPolicy);
+    expect(frame.columns[0].review?.source).toBe('session');
+    expect(frame.columns[0].review?.reason).toBe('fake numbers');
+    // The policy file's verdict on that column is replaced, not listed apart.
+    const elsewhere = review('loyalty_code', 'false_positive', null, { reason: 'second' });
+    const others = reviewsWithoutFinding(
+      [found, elsewhere],
+      piiFrames([found, elsewhere], policyReviews([everyFrame])),
+      policyReviews([everyFrame])
+    );
+    expect(others.map(r => [r.column, r.source, r.reason])).toEqual([
+      ['loyalty_code', 'session', 'second']
     ]);
   });
 });

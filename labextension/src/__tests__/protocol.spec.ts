@@ -48,6 +48,33 @@ describe('messages from the kernel', () => {
     expect(parseKernelMessage({ v: 1, type: 'export_response', paths: [] }).ok).toBe(true);
   });
 
+  it('a snapshot with or without the policy file reviews (older kernels leave them out)', () => {
+    const snapshot = {
+      v: 1,
+      type: 'snapshot',
+      records: [record],
+      identity: {},
+      guardrails: { on: true, names: [] }
+    };
+    expect(parseKernelMessage(snapshot).ok).toBe(true);
+    const review = {
+      column: 'email',
+      variable: 'customers',
+      verdict: 'false_positive',
+      scope: 'variable',
+      reason: 'synthetic',
+      policy_path: '/p/mlsecops.toml'
+    };
+    expect(parseKernelMessage({ ...snapshot, policy_reviews: [review] }).ok).toBe(true);
+    expect(
+      parseKernelMessage({ ...snapshot, policy_reviews: [{ ...review, variable: null }] }).ok
+    ).toBe(true);
+    expect(parseKernelMessage({ ...snapshot, policy_reviews: 'email' }).ok).toBe(false);
+    expect(
+      parseKernelMessage({ ...snapshot, policy_reviews: [{ ...review, column: 3 }] }).ok
+    ).toBe(false);
+  });
+
   it('from another protocol version are refused with a hint', () => {
     const result = parseKernelMessage({ v: 2, type: 'event', record });
     expect(result.ok).toBe(false);

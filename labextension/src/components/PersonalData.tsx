@@ -73,6 +73,7 @@ export function PersonalData({ frames, otherReviews }: IPersonalDataProps): JSX.
                 data-kind="pii-review"
                 data-column={review.column}
                 data-verdict={review.verdict}
+                data-source={review.source}
               >
                 <div className="mlsecops-Item-title">
                   <code>
@@ -98,6 +99,7 @@ function ReviewedColumn(props: { column: IPiiColumn; review: IPiiReview }): JSX.
     <tr
       data-column={column.column}
       data-verdict={review.verdict}
+      data-source={review.source}
       className="mlsecops-Row-reviewed"
     >
       <td title={`was: ${column.entities.join(', ')}`}>
@@ -126,8 +128,20 @@ function ReviewReason({ review }: { review: IPiiReview }): JSX.Element {
       {review.reason}
       <span className="mlsecops-Dim">
         {where ? ` · ${where}` : ''}
-        {review.policyPath ? ' · in the policy file' : ' · this session'}
+        {keptIn(review)}
       </span>
     </span>
   );
+}
+
+/** Where the verdict is kept: a review from the policy file was made before this session. */
+function keptIn(review: IPiiReview): string {
+  if (review.source === 'policy') {
+    return ` · from the policy file ${fileName(review.policyPath ?? '')}`.trimEnd();
+  }
+  return review.policyPath ? ' · in the policy file' : ' · this session';
+}
+
+function fileName(path: string): string {
+  return path.split(/[\\/]/).pop() ?? path;
 }
