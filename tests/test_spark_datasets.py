@@ -101,8 +101,14 @@ def test_a_spark_read_of_a_folder_is_one_access_with_the_digest_of_its_part_file
         assert access.uri == folder.resolve().as_uri()
         assert (access.digest_source, access.files, access.sha256) == ("manifest", files, digest)
     assert files == 2
-    [stored, _] = records(shell, "dataset.read")
+    [stored, again] = records(shell, "dataset.read")
     assert stored["data"]["sha256"] == digest and stored["data"]["hash_status"] == "done"
+    # The schema Spark resolved when it read the folder; rows are not counted (a job).
+    shape = {k: stored["data"][k] for k in ("frame_library", "rows", "columns")}
+    assert shape == {"frame_library": "spark", "rows": None, "columns": len(EMAILS.columns)}
+    fingerprint = stored["data"]["schema_fingerprint"]
+    assert len(fingerprint) == 16 and again["data"]["schema_fingerprint"] == fingerprint
+    assert f"{len(EMAILS.columns)} columns" in stored["summary"]
 
 
 def test_single_files_read_by_spark_get_their_own_sha256(

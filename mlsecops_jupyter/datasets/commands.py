@@ -7,6 +7,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from mlsecops_jupyter.datasets.frames import FrameShape
 from mlsecops_jupyter.display import JsonText, Report, Table
 from mlsecops_jupyter.magics import subcommand
 from mlsecops_jupyter.session import Session
@@ -48,7 +49,7 @@ def datasets(session: Session, args: argparse.Namespace) -> Any:
             a.reader,
             a.bytes,
             _digest_text(a),
-            f"{a.frame.rows:,} x {a.frame.columns}" if a.frame else None,
+            _shape(a.frame),
             ", ".join(a.pii) or None,
             f"{a.rule.index}: {a.rule.action}" if a.rule else None,
         )
@@ -120,3 +121,10 @@ def justify(session: Session, args: argparse.Namespace) -> Any:
         ],
         note="reads under this rule are allowed for the rest of this session; run the cell again",
     )
+
+
+def _shape(frame: FrameShape | None) -> str | None:
+    if frame is None:
+        return None
+    rows = "?" if frame.rows is None else f"{frame.rows:,}"  # Spark: not counted
+    return f"{rows} x {frame.columns}"

@@ -67,8 +67,10 @@ class _AccessEvent(Event):
         return self.hash_status
 
     def _shape_text(self) -> str:
-        if self.rows is None:
+        if self.columns is None:
             return ""
+        if self.rows is None:  # a Spark DataFrame: its rows are not counted
+            return f", {self.columns} columns"
         return f", {self.rows:,} rows x {self.columns} columns"
 
 

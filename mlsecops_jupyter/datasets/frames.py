@@ -19,7 +19,7 @@ from mlsecops_jupyter.events import canonical_json
 @dataclasses.dataclass(frozen=True)
 class FrameShape:
     library: str
-    rows: int
+    rows: int | None  # None: counting would run a job (a Spark DataFrame is a plan)
     columns: int
     schema_fingerprint: str
 
@@ -41,7 +41,11 @@ def _pandas_dtypes(frame: Any) -> Any:
 
 
 def frame_shape(value: Any) -> FrameShape | None:
-    """The shape of a pandas/polars DataFrame or a pyarrow Table, else None."""
+    """The shape of a pandas/polars DataFrame, a pyarrow Table or a Spark DataFrame, else None.
+
+    A Spark DataFrame gives its schema (resolved when it was read: no job) but no row
+    count, which would be a Spark job over the whole source.
+    """
     module = type(value).__module__.partition(".")[0]
     name = type(value).__name__
     if module == "pandas" and name == "DataFrame":
@@ -56,6 +60,13 @@ def frame_shape(value: Any) -> FrameShape | None:
     if module == "pyarrow" and name in ("Table", "RecordBatch"):
         schema = tuple((f.name, str(f.type)) for f in value.schema)
         return FrameShape("pyarrow", value.num_rows, value.num_columns, _fingerprint(schema))
+    if module == "pyspark" and name == "DataFrame":
+        try:
+            fields = value.schema.fields
+        except Exception:  # a plan Spark cannot resolve: its error belongs to the user's call
+            return None
+        schema = tuple((f.name, f.dataType.simpleString()) for f in fields)
+        return FrameShape("spark", None, len(schema), _fingerprint(schema))
     return None
 
 

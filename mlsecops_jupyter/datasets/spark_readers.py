@@ -250,6 +250,10 @@ class SparkAccess:
                 for path in members:
                     self._check(path)
             plans.append((found, source, members))
+        # One source: the DataFrame is that source's data, so its columns and schema
+        # describe it (and a finding about its variable names this access). A join of
+        # several sources describes none of them.
+        whole = frame if len(plans) == 1 else None
         for (target, rule), source, members in plans:
             access = self.guard._track(
                 target.uri,
@@ -257,15 +261,13 @@ class SparkAccess:
                 "read",
                 self.entry.reader,
                 rule=rule,
+                frame=whole,
                 database=source.table,
                 query=query,
                 listed=members or None,
             )
             if access is not None:
                 recorded.append(access)
-        if len(recorded) == 1:
-            # The PII link: a finding about this DataFrame's variable names this access.
-            self.guard._remember_frame(frame, recorded[0])
 
     def _record_write(self) -> None:
         table: str | None = None
