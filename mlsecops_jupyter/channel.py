@@ -53,7 +53,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -180,11 +180,6 @@ class Channel:
             self._beacon = None
         for comm in comms:
             _forget(self._manager, comm)
-
-    @property
-    def comm_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._comms)
 
     def _add_beacon(self, comm_id: str | None = None) -> None:
         beacon = self._create_comm(
@@ -315,34 +310,30 @@ def policy_reviews(session: Session) -> list[Message]:
 
 
 def export(session: Session, data: Mapping[str, Any]) -> Message:
-    """Write the provenance record, if this installation can."""
-    try:
-        from mlsecops_jupyter.provenance import export_provenance
-    except ImportError:
-        return error_message("provenance export not available")
+    """Write the provenance record, then check what was written."""
     model_paths = data.get("model_paths") or []
     out_dir = data.get("out_dir")
     if not isinstance(model_paths, list) or not all(isinstance(p, str) for p in model_paths):
         return error_message("export_request: model_paths must be a list of paths")
     if not isinstance(out_dir, str) or not out_dir.strip():
         return error_message("export_request: out_dir must be a directory path")
+    # Imported here: the channel is opened at `%load_ext`, an export is rare.
+    from mlsecops_jupyter.provenance import export_provenance
+
     models = [Path(p) for p in model_paths]
     result = export_provenance(session=session, model_paths=models, out_dir=Path(out_dir))
-    verified, verification = _verify(session, result, models)
+    verified, verification = _verify(session, result.envelope, models)
     return {
         "type": "export_response",
-        "paths": _written_paths(result),
+        "paths": [str(p) for p in result.paths],
         "cwd": str(Path.cwd()),
         "verified": verified,
         "verification": verification,
     }
 
 
-def _verify(session: Session, result: Any, models: list[Path]) -> tuple[bool | None, list[str]]:
+def _verify(session: Session, envelope: Path, models: list[Path]) -> tuple[bool | None, list[str]]:
     """Check the envelope just written, as ``mlsecops verify`` would: (verified, check lines)."""
-    envelope = getattr(result, "envelope", None)
-    if envelope is None:
-        return None, ["no envelope to verify"]
     try:
         from mlsecops_jupyter.provenance.keys import signing_key
         from mlsecops_jupyter.provenance.verify import verify_envelope
@@ -351,27 +342,10 @@ def _verify(session: Session, result: Any, models: list[Path]) -> tuple[bool | N
         public_key = signing_key(session.policy, create=False).public_key
         # The guardrails' own reads: not dataset accesses of the user's.
         with own_io():
-            checked = verify_envelope(Path(envelope), public_key, models)
+            checked = verify_envelope(envelope, public_key, models)
     except Exception as error:  # the export is written: report, do not fail it
         return None, [f"not verified: {type(error).__name__}: {error}"]
     return checked.ok, [check.line() for check in checked.checks]
-
-
-def _written_paths(result: Any) -> list[str]:
-    """The file paths an exporter returned: a list, a mapping, or an object listing them."""
-    for attribute in ("paths", "written", "files"):
-        if hasattr(result, attribute):
-            result = getattr(result, attribute)
-            break
-    if result is None:
-        return []
-    if isinstance(result, (str, Path)):
-        return [str(result)]
-    if isinstance(result, Mapping):
-        result = result.values()
-    if isinstance(result, Iterable):
-        return [str(p) for p in result]
-    return [str(result)]
 
 
 def _forget(manager: CommManager, comm: Comm) -> None:

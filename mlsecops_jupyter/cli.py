@@ -231,7 +231,7 @@ def policy_check(args: argparse.Namespace) -> int:
 
 def scan(args: argparse.Namespace) -> int:
     from mlsecops_jupyter.pickles.files import iter_model_files
-    from mlsecops_jupyter.pickles.globals_policy import allow_list
+    from mlsecops_jupyter.pickles.globals_policy import policy_allow_list
     from mlsecops_jupyter.pickles.scan import scan_file
     from mlsecops_jupyter.policy import load_policy
 
@@ -241,7 +241,7 @@ def scan(args: argparse.Namespace) -> int:
     if missing:
         return EXIT_UNUSABLE
     policy = load_policy()
-    allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
+    allow = policy_allow_list(policy)
     results = [scan_file(path, allow=allow) for path in iter_model_files(args.paths)]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

@@ -234,16 +234,21 @@ def _declares_policy(pyproject: Path) -> bool:
 # --- reading and validating ----------------------------------------------------
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, text: str | None = None) -> dict[str, Any]:
     # Raises OSError (unreadable), UnicodeDecodeError or TOMLDecodeError (both
-    # ValueError), or RecursionError for absurdly nested arrays.
+    # ValueError), or RecursionError for absurdly nested arrays. ``text``: parse
+    # that instead of reading ``path``.
+    document: dict[str, Any]
+    if text is not None:
+        document = tomllib.loads(text)
+        return document
     with path.open("rb") as stream:
-        document: dict[str, Any] = tomllib.load(stream)
+        document = tomllib.load(stream)
     return document
 
 
 def _read_policy_table(
-    source: PolicySource, consequence: str
+    source: PolicySource, consequence: str, text: str | None = None
 ) -> tuple[Mapping[str, Any] | None, list[PolicyError]]:
     """The policy table of ``source``, or None and the error that prevents reading it.
 
@@ -255,7 +260,7 @@ def _read_policy_table(
         return None, [PolicyError(file, "", message + consequence)]
 
     try:
-        document = _read_toml(source.path)
+        document = _read_toml(source.path, text)
     except FileNotFoundError:
         named_by = f" (named by {POLICY_ENV})" if source.kind == "env" else ""
         return failure(f"policy file not found{named_by}")
@@ -358,10 +363,10 @@ def _environment_overrides(
 
 
 def _file_settings(
-    source: PolicySource, consequence: str = ""
+    source: PolicySource, consequence: str = "", text: str | None = None
 ) -> tuple[dict[str, Any], list[PolicyError]]:
-    """The valid settings of a policy file and the errors found in it."""
-    table, errors = _read_policy_table(source, consequence)
+    """The valid settings of a policy file (or of ``text`` as its content) and its errors."""
+    table, errors = _read_policy_table(source, consequence, text)
     if table is None:
         return {}, errors
     return _validate_policy_table(table, str(source.path), source.path.parent)
@@ -392,13 +397,14 @@ def load_policy(start: Path | None = None, environ: Mapping[str, str] | None = N
     return Policy(values=values, origins=origins, source=source, errors=tuple(errors))
 
 
-def check_policy_file(path: Path) -> list[PolicyError]:
+def check_policy_file(path: Path, text: str | None = None) -> list[PolicyError]:
     """Every problem in the given policy file (mlsecops.toml or pyproject.toml).
 
     For ``mlsecops policy check``: the file is validated as it stands, without
-    environment overrides. An empty list means the file is valid.
+    environment overrides. An empty list means the file is valid. ``text``:
+    validate that as the file's content instead (an edit not written yet).
     """
     path = Path(path)
     kind: SourceKind = "pyproject.toml" if path.name == PYPROJECT_FILENAME else "mlsecops.toml"
-    _, errors = _file_settings(PolicySource(path.absolute(), kind))
+    _, errors = _file_settings(PolicySource(path.absolute(), kind), text=text)
     return errors

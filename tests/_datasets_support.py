@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from conftest import EXTENSION
+from conftest import EXTENSION, installed_guardrail
 from IPython.core.interactiveshell import InteractiveShell
 
 
@@ -19,20 +19,11 @@ def sha256(path: Path) -> str:
 
 
 def load_with_datasets(shell: InteractiveShell) -> Any:
-    """``%load_ext``, and the dataset guard on (installed by hand until extension.py wires it)."""
-    import mlsecops_jupyter.datasets.commands  # noqa: F401  (registers %mlsecops datasets/justify)
-    from mlsecops_jupyter import extension
+    """``%load_ext``, and the dataset guard it switched on (failing the test if none)."""
     from mlsecops_jupyter.datasets.guard import DatasetGuard
 
     shell.run_line_magic("load_ext", EXTENSION)
-    state = extension.loaded_extension()
-    assert state is not None
-    found = [g for g in state.guardrails if isinstance(g, DatasetGuard)]
-    if found:
-        return found[0]
-    guard = DatasetGuard()
-    extension.install_guardrail(guard)
-    return guard
+    return installed_guardrail(DatasetGuard)
 
 
 def accesses(guard: Any, mode: str | None = None) -> list[Any]:

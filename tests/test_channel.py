@@ -321,24 +321,14 @@ def test_provenance_export_is_answered(panel: Panel, tmp_path: Path) -> None:
         data = message["content"].get("data", {})
         if message["msg_type"] == "comm_msg" and data.get("request_id") == "x":
             break
-    try:
-        from mlsecops_jupyter.provenance import export_provenance  # noqa: F401
-    except ImportError:  # another change brings it
-        assert data == {
-            "v": 1,
-            "type": "error",
-            "message": "provenance export not available",
-            "request_id": "x",
-        }
-    else:
-        assert data["type"] == "export_response", data
-        assert data["paths"]
-        assert all(Path(tmp_path, p).exists() for p in data["paths"])
-        # The kernel checked the envelope it wrote, as `mlsecops verify` would.
-        assert data["verified"] is True, data["verification"]
-        assert any(line.startswith("OK   signature") for line in data["verification"])
-        assert any("plans.csv: sha256 matches" in line for line in data["verification"])
-        assert Path(data["cwd"]) == Path(tmp_path).resolve()
+    assert data["type"] == "export_response", data
+    assert data["paths"]
+    assert all(Path(tmp_path, p).exists() for p in data["paths"])
+    # The kernel checked the envelope it wrote, as `mlsecops verify` would.
+    assert data["verified"] is True, data["verification"]
+    assert any(line.startswith("OK   signature") for line in data["verification"])
+    assert any("plans.csv: sha256 matches" in line for line in data["verification"])
+    assert Path(data["cwd"]) == Path(tmp_path).resolve()
 
 
 def test_outside_a_kernel_the_channel_is_inert(shell: Any) -> None:

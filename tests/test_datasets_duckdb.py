@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,12 +15,8 @@ from mlsecops_jupyter.datasets.guard import DatasetAccessBlocked
 pytest.importorskip("duckdb")
 
 
-@pytest.fixture(autouse=True)
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
+# The shell is shared: conftest's fixture drops the variables each test's cells made.
+pytestmark = pytest.mark.usefixtures("clean_namespace")
 
 
 @pytest.fixture

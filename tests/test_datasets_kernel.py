@@ -19,15 +19,7 @@ def test_reads_in_a_kernel_are_in_the_audit_log_with_digests(tmp_path: Path) -> 
     frame.to_parquet(tmp_path / "k.parquet")
     kernel = start_kernel(tmp_path, kernel_env(tmp_path))
     try:
-        kernel.execute(
-            "%load_ext mlsecops_jupyter\n"
-            "import mlsecops_jupyter.datasets.commands\n"
-            "from mlsecops_jupyter import extension\n"
-            "from mlsecops_jupyter.datasets.guard import DatasetGuard\n"
-            "state = extension.loaded_extension()\n"
-            "if not any(isinstance(g, DatasetGuard) for g in state.guardrails):\n"
-            "    extension.install_guardrail(DatasetGuard())"
-        )
+        kernel.execute("%load_ext mlsecops_jupyter")
         reply, _ = kernel.execute("import pandas as pd, polars as pl\na = pd.read_csv('k.csv')")
         assert reply["status"] == "ok"
         kernel.execute("b = pl.read_parquet('k.parquet')")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -14,14 +13,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from mlsecops_jupyter.datasets.guard import DatasetAccessBlocked
 
-
-@pytest.fixture(autouse=True)
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    """The process's shell is shared: frames these tests create must not reach later tests."""
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
+# The shell is shared: conftest's fixture drops the variables each test's cells made.
+pytestmark = pytest.mark.usefixtures("clean_namespace")
 
 
 @pytest.fixture

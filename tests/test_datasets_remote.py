@@ -28,12 +28,8 @@ BODY = ("id,city\n" + "".join(f"{i},city{i}\n" for i in range(5000))).encode()
 ETAG = "v1-7f3a"
 
 
-@pytest.fixture(autouse=True)
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
+# The shell is shared: conftest's fixture drops the variables each test's cells made.
+pytestmark = pytest.mark.usefixtures("clean_namespace")
 
 
 class _Objects(http.server.BaseHTTPRequestHandler):

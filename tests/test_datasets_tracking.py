@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +14,8 @@ from _datasets_support import accesses, load_with_datasets, records, sha256
 from conftest import run, stored_records
 from IPython.core.interactiveshell import InteractiveShell
 
-
-@pytest.fixture(autouse=True)
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    """The process's shell is shared: frames these tests create must not reach later tests."""
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
+# The shell is shared: conftest's fixture drops the variables each test's cells made.
+pytestmark = pytest.mark.usefixtures("clean_namespace")
 
 
 @pytest.fixture
@@ -272,7 +265,6 @@ def test_hash_failure_is_recorded_not_raised(shell: InteractiveShell, data: Path
 def test_a_file_that_vanishes_before_its_background_hash(data: Path) -> None:
     from mlsecops_jupyter.datasets.digests import (
         BackgroundHasher,
-        DigestCache,
         FileVersion,
         HashJob,
     )
@@ -282,7 +274,7 @@ def test_a_file_that_vanishes_before_its_background_hash(data: Path) -> None:
     path.write_bytes(b"x" * 100)
     version = FileVersion.of(str(path))
     path.unlink()
-    hasher = BackgroundHasher(DigestCache(), lambda job, digest, why: results.append((digest, why)))
+    hasher = BackgroundHasher(lambda job, digest, why: results.append((digest, why)))
     hasher.submit(HashJob("a1", version, 100))
     assert hasher.wait()
     assert results == [(None, "the file vanished before it could be hashed")]

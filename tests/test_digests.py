@@ -277,14 +277,6 @@ def test_the_old_home_still_exports_the_names() -> None:
 # --- one hash per file per kernel, whichever guardrail asks ---------------------------------
 
 
-@pytest.fixture
-def clean_namespace(shell: InteractiveShell) -> Iterator[None]:
-    before = set(shell.user_ns)
-    yield
-    for name in set(shell.user_ns) - before:
-        del shell.user_ns[name]
-
-
 @pytest.mark.usefixtures("settled", "clean_namespace")
 def test_a_file_the_dataset_tracker_hashed_is_not_hashed_again_by_the_pickle_guard(
     shell: InteractiveShell, isolated: Path, hash_passes: list[int]

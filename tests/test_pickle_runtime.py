@@ -30,6 +30,7 @@ import pytest
 import torch
 from conftest import EXTENSION, installed_guardrail, run, stored_records
 from IPython.core.interactiveshell import InteractiveShell
+from pickle_corpus.dill_state import pickle_registry
 
 from mlsecops_jupyter import runtime_hooks
 from mlsecops_jupyter.pickles import runtime_guard
@@ -375,16 +376,15 @@ def _quiet_kinds(audit_db: Path) -> set[str]:
 
 
 @pytest.fixture
-def joblib_as_without_dill(monkeypatch: pytest.MonkeyPatch) -> None:
+def joblib_as_without_dill() -> Iterator[None]:
     """joblib as it writes files in a kernel that imported it before dill.
 
     joblib copies pickle's dispatch table when it is imported; dill extends that
     table on import, so in this test process (dill first) joblib would write
     dill's reducers. The interplay has its own test below.
     """
-    dispatch = joblib.numpy_pickle.NumpyPickler.dispatch
-    clean = {k: v for k, v in dispatch.items() if getattr(v, "__module__", "") != "dill._dill"}
-    monkeypatch.setattr(joblib.numpy_pickle.NumpyPickler, "dispatch", clean)
+    with pickle_registry(with_dill=False):
+        yield
 
 
 @pytest.mark.usefixtures("joblib_as_without_dill")

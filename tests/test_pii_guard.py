@@ -35,6 +35,19 @@ def clear_user_variables(shell: InteractiveShell) -> None:
             del shell.user_ns[name]
 
 
+def count_scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The variables the guard scans from now on, in order (the real scan still runs)."""
+    scans: list[str] = []
+    real = guard_module.scan_frame
+
+    def counting(frame, **kwargs):  # type: ignore[no-untyped-def]
+        scans.append(kwargs["variable"])
+        return real(frame, **kwargs)
+
+    monkeypatch.setattr(guard_module, "scan_frame", counting)
+    return scans
+
+
 def start(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> PiiGuard:
     clear_user_variables(shell)
     run(shell, f"%load_ext {EXTENSION}")  # the policy's default switches the guard on
@@ -87,14 +100,7 @@ def test_unrelated_cells_show_nothing_and_do_not_rescan(
     start(shell, capsys)
     run(shell, CUSTOMERS)
     capsys.readouterr()
-    scans: list[str] = []
-    real = guard_module.scan_frame
-
-    def counting(frame, **kwargs):  # type: ignore[no-untyped-def]
-        scans.append(kwargs["variable"])
-        return real(frame, **kwargs)
-
-    monkeypatch.setattr(guard_module, "scan_frame", counting)
+    scans = count_scans(monkeypatch)
 
     run(shell, "x = 1 + 1")
     run(shell, "customers.head()")
@@ -121,14 +127,20 @@ def test_changing_the_frame_reports_again(
 
 
 def test_an_in_place_edit_is_rescanned_but_repeats_nothing_when_findings_stay(
-    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], audit_db: Path
+    shell: InteractiveShell,
+    capsys: pytest.CaptureFixture[str],
+    audit_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     start(shell, capsys)
     run(shell, CUSTOMERS)
     capsys.readouterr()
+    scans = count_scans(monkeypatch)
 
     run(shell, "customers.loc[5, 'email'] = 'someone.else@example.org'")
+    assert scans == ["customers"]
     run(shell, "customers = customers.copy()")  # re-running a loading cell, in effect
+    assert scans == ["customers", "customers"]
 
     assert "personal data" not in capsys.readouterr().out
     assert len(pii_records(audit_db)) == 1

@@ -627,6 +627,16 @@ def test_check_policy_file_complains_about_a_pyproject_without_the_table(tmp_pat
     assert "[tool.mlsecops]" in error.message
 
 
+def test_check_policy_file_checks_given_text_as_the_files_content(tmp_path: Path) -> None:
+    # A proposed edit is checked before anything is written: the file on disk is not read.
+    pyproject = write(tmp_path / "pyproject.toml", "[tool.mlsecops.display]\nwarnings = true\n")
+
+    [error] = check_policy_file(pyproject, text="[tool.mlsecops.display]\nwarnings = 'no'\n")
+
+    assert error.key == "display.warnings" and error.file == str(pyproject)
+    assert check_policy_file(pyproject) == []
+
+
 def test_check_policy_file_ignores_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,11 +2,7 @@
  * The mlsecops guardrails sidebar: follows the active notebook's kernel and
  * shows what the guardrails saw there, live.
  */
-import {
-  ILabShell,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
@@ -23,6 +19,13 @@ export namespace CommandIDs {
   export const open = 'mlsecops:open-panel';
   export const refresh = 'mlsecops:refresh';
 }
+
+/** Kernel statuses that end the guardrails' session, and what the panel says about it. */
+const ENDED_SESSION: { [status: string]: string } = {
+  restarting: 'the kernel restarted',
+  autorestarting: 'the kernel restarted',
+  dead: 'the kernel died'
+};
 
 /** Follows the current notebook's kernel and keeps one channel to it. */
 class KernelFollower {
@@ -108,18 +111,15 @@ class KernelFollower {
     if (!kernel) {
       return;
     }
-    if (status === 'restarting' || status === 'autorestarting') {
-      // A new process under the same kernel id: the guardrails are off there
-      // until loaded again, and nothing the old one saw is current.
+    const ended = ENDED_SESSION[status];
+    if (ended) {
+      // A new process under the same kernel id (or none): the guardrails are
+      // off there until loaded again, and nothing the old one saw is current.
       this._channel?.dispose();
       this._channel = null;
-      this.model.reset(kernel.id, 'the kernel restarted');
+      this.model.reset(kernel.id, ended);
     } else if (status === 'idle' && !this._channel) {
       this._setKernel(kernel, true);
-    } else if (status === 'dead') {
-      this._channel?.dispose();
-      this._channel = null;
-      this.model.reset(kernel.id, 'the kernel died');
     }
   }
 
@@ -154,12 +154,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
   // notebook page both provide it. The rest is JupyterLab's, or absent on
   // some Notebook 7 pages: used when there.
   requires: [INotebookTracker],
-  optional: [ICommandPalette, ILabShell, IDefaultFileBrowser],
+  optional: [ICommandPalette, IDefaultFileBrowser],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     palette: ICommandPalette | null,
-    labShell: ILabShell | null,
     fileBrowser: IDefaultFileBrowser | null
   ) => {
     const model = new GuardrailsModel();
@@ -187,11 +186,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Show mlsecops Guardrails',
       caption: 'Open the guardrails panel of the current notebook',
       execute: () => {
-        if (labShell) {
-          labShell.activateById(panel.id);
-        } else {
-          app.shell.activateById(panel.id);
-        }
+        app.shell.activateById(panel.id);
         follower.refresh();
       }
     });

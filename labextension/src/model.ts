@@ -562,10 +562,16 @@ const PICKLE_KINDS: { [kind: string]: IPickleRow['status'] } = {
   'pickle.scanned': 'safe'
 };
 
-/** Pickle and model loads: blocks first, then warnings, then scans. */
-export function pickleRows(records: IRecord[]): IPickleRow[] {
+/**
+ * Pickle and model loads: blocks first, then warnings, then scans. `allowances`:
+ * `allowedGlobals(records)`, when the caller has it already.
+ */
+export function pickleRows(
+  records: IRecord[],
+  allowances: IPickleAllowance[] = allowedGlobals(records)
+): IPickleRow[] {
   const order = ['blocked', 'unsafe', 'warned', 'scanned', 'safe'];
-  const allowed = new Map(allowedGlobals(records).map(a => [a.qualified, a]));
+  const allowed = new Map(allowances.map(a => [a.qualified, a]));
   const rows: IPickleRow[] = [];
   for (const record of records) {
     const status = PICKLE_KINDS[record.kind];

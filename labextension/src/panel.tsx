@@ -50,7 +50,12 @@ export class GuardrailsPanel extends ReactWidget {
 
   render(): JSX.Element {
     return (
-      <UseSignal signal={this._model.changed}>
+      // Another kernel's events (a notebook in the background) change nothing shown here:
+      // every section is derived again from the records on each render.
+      <UseSignal
+        signal={this._model.changed}
+        shouldUpdate={(_, kernelId) => kernelId === this._model.activeKernelId}
+      >
         {() => <GuardrailsView state={this._model.active} actions={this._actions} />}
       </UseSignal>
     );
@@ -83,7 +88,7 @@ function GuardrailsView(props: {
         ) : null}
         <Datasets rows={datasetRows(state.records)} />
         <PersonalDataSection records={state.records} policy={state.policyReviews} />
-        <Pickles rows={pickleRows(state.records)} allowed={allowedGlobals(state.records)} />
+        <PicklesSection records={state.records} />
         <Export
           state={state.export}
           disabled={state.status !== 'on'}
@@ -117,4 +122,9 @@ function PersonalDataSection(props: {
       otherReviews={reviewsWithoutFinding(props.records, frames, fromPolicy)}
     />
   );
+}
+
+function PicklesSection(props: { records: IKernelState['records'] }): JSX.Element {
+  const allowed = allowedGlobals(props.records);
+  return <Pickles rows={pickleRows(props.records, allowed)} allowed={allowed} />;
 }

@@ -39,8 +39,6 @@ from mlsecops_jupyter.datasets.locations import local_path
 from mlsecops_jupyter.digests import (
     FileVersion,
     HashFailure,
-    cached_sha256,
-    remember,
     sha256_file,
     sha256_of_version,
 )
@@ -48,7 +46,6 @@ from mlsecops_jupyter.events import canonical_json
 
 __all__ = [
     "BackgroundHasher",
-    "DigestCache",
     "FileVersion",
     "HashFailure",
     "HashJob",
@@ -67,22 +64,6 @@ def describe_os_error(error: OSError) -> str:
     if isinstance(error, PermissionError):
         return "permission denied"
     return f"{type(error).__name__}: {error.strerror or error}"
-
-
-class DigestCache:
-    """The process-wide digest cache of :mod:`mlsecops_jupyter.digests`, as an object.
-
-    Holds no state: every instance sees the same cache (the pickle guard's too).
-    """
-
-    def get(self, version: FileVersion) -> str | None:
-        return cached_sha256(version)
-
-    def remember(self, version: FileVersion, digest: str) -> None:
-        remember(version, digest)
-
-    def sha256(self, version: FileVersion, progress: Callable[[int], None] | None = None) -> str:
-        return sha256_of_version(version, progress)
 
 
 def directory_files(root: str, listed: Iterable[str] | None = None) -> list[FileVersion]:
@@ -160,12 +141,7 @@ class HashJob:
 class BackgroundHasher:
     """One worker thread hashing large files in order; results go to ``on_result``."""
 
-    def __init__(
-        self,
-        cache: DigestCache,
-        on_result: Callable[[HashJob, str | None, str | None], None],
-    ) -> None:
-        self._cache = cache
+    def __init__(self, on_result: Callable[[HashJob, str | None, str | None], None]) -> None:
         self._on_result = on_result  # (job, sha256 or None, failure reason or None)
         self._queue: queue.Queue[HashJob | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -209,7 +185,7 @@ class BackgroundHasher:
                 if job.files is not None:
                     digest = manifest_sha256(job.version.path, job.files, _progress_of(job))
                 else:
-                    digest = self._cache.sha256(job.version, progress=_progress_of(job))
+                    digest = sha256_of_version(job.version, _progress_of(job))
             except OSError as error:
                 failure = describe_os_error(error)
             except Exception as error:

@@ -58,7 +58,6 @@ from typing import TYPE_CHECKING, Any
 from mlsecops_jupyter import runtime_hooks
 from mlsecops_jupyter.datasets.digests import (
     BackgroundHasher,
-    DigestCache,
     HashJob,
     describe_os_error,
     directory_files,
@@ -267,7 +266,7 @@ class DatasetGuard(SessionGuardrail):
         self.last_blocked: tuple[Rule, str] | None = None
         self._frames: dict[int, tuple[Any, DatasetAccess]] = {}
         # Digests are cached process-wide (shared with the pickle guard).
-        self.hasher = BackgroundHasher(DigestCache(), self._hash_done)
+        self.hasher = BackgroundHasher(self._hash_done)
         # Remote objects read whole through fsspec: hashed from the bytes as they pass.
         self._streams = StreamDigests(self._stream_done)
 

@@ -22,14 +22,14 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def scan(session: Session, args: argparse.Namespace) -> Any:
     from mlsecops_jupyter.pickles.events import FileScanned
     from mlsecops_jupyter.pickles.files import iter_model_files
-    from mlsecops_jupyter.pickles.globals_policy import allow_list
+    from mlsecops_jupyter.pickles.globals_policy import policy_allow_list
     from mlsecops_jupyter.pickles.scan import scan_file
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UsageError(f"%mlsecops scan: no such file or directory: {', '.join(missing)}")
     policy = session.policy
-    allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
+    allow = policy_allow_list(policy)
     results = [scan_file(path, allow=allow) for path in iter_model_files(args.paths)]
     for result in results:
         session.publish(FileScanned.from_scan(result))
@@ -40,7 +40,7 @@ def scan(session: Session, args: argparse.Namespace) -> Any:
             r.verdict,
             r.path,
             r.format,
-            ", ".join(sorted({f.ref.qualified for f in r.findings if f.kind != "safe"})) or "—",
+            ", ".join(r.flagged_globals) or "—",
             "; ".join(r.errors) or "—",
             r.sha256[:12],
         )

@@ -633,7 +633,6 @@ def _read_npy_array_header(npy_format: Any, stream: Stream, version: Any) -> Any
 # --- zip archives ----------------------------------------------------------------------------
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
-_DESCRIPTOR_MAGIC = b"PK\x07\x08"
 _CENTRAL_MAGIC = b"PK\x01\x02"
 _ZIP64_EXTRA = 0x0001
 _STORED, _DEFLATED, _BZIP2, _LZMA = 0, 8, 12, 14

@@ -77,7 +77,7 @@ class _ScanEvent(Event):
             sha256=scan.sha256,
             format=scan.format,
             verdict=scan.verdict,
-            globals=tuple(sorted({f.ref.qualified for f in scan.findings if f.kind != "safe"})),
+            globals=scan.flagged_globals,
             errors=tuple(scan.errors),
             streams=scan.streams,
             loader=loader,

@@ -94,8 +94,12 @@ import sys
 import types
 from collections.abc import Iterable, Iterator
 from inspect import getattr_static
+from typing import TYPE_CHECKING
 
 from mlsecops_jupyter.pickles.verdicts import CallArgument, EmbeddedFile, GlobalRef, GlobalVerdict
+
+if TYPE_CHECKING:
+    from mlsecops_jupyter.policy import Policy
 
 Pair = tuple[str, str]
 
@@ -877,6 +881,11 @@ def allow_list(allow: Iterable[str], dangerous: Iterable[str] = ()) -> frozenset
     return frozenset(allow) | {DANGEROUS_OVERRIDE + name for name in dangerous}
 
 
+def policy_allow_list(policy: Policy) -> frozenset[str]:
+    """:func:`allow_list` of a policy's ``pickles.allow`` and ``pickles.allow_dangerous``."""
+    return allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
+
+
 class _Unresolved:
     """No run-time object is known for the global (static analysis)."""
 
@@ -1044,14 +1053,14 @@ def _denied_objects() -> dict[int, tuple[object, Pair]]:
         return objects
     objects = {}
     for pair in _DANGER_BY_GLOBAL:
-        found = _loaded_attribute(*pair)
+        found = loaded_attribute(*pair)
         if found is not None:
             objects.setdefault(id(found), (found, pair))
     _denied_cache = (len(sys.modules), objects)
     return objects
 
 
-def _loaded_attribute(module: str, name: str) -> object | None:
+def loaded_attribute(module: str, name: str) -> object | None:
     """``module.name`` without importing or running any code, if it is already there."""
     found: object = sys.modules.get(module)
     for part in name.split("."):

@@ -47,7 +47,6 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import importlib
 import itertools
 import os
 import pickle
@@ -70,9 +69,9 @@ from mlsecops_jupyter.pickles.globals_policy import (
     SAFE_GLOBALS,
     UNRESOLVED,
     VALUE_TYPES,
-    allow_list,
     classify,
     normalize,
+    policy_allow_list,
     resolve,
 )
 from mlsecops_jupyter.pickles.verdicts import FileScan, GlobalRef, GlobalVerdict
@@ -278,7 +277,6 @@ class PickleGuard(SessionGuardrail):
         self._loads = itertools.count(1)
         self._cell_scope = 0
         self._unregister: Callable[[], None] | None = None
-        self._scanner: Callable[..., FileScan] | _Allowed | None = _ALLOWED  # not looked up yet
         self._allow: frozenset[str] = frozenset()
         self._trusted: frozenset[str] = frozenset()
         self._unknown_action: str = "warn"
@@ -292,7 +290,7 @@ class PickleGuard(SessionGuardrail):
         self._session = session
         if not policy["pickles.enabled"]:
             return
-        self._allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
+        self._allow = policy_allow_list(policy)
         self._trusted = frozenset(policy["pickles.trusted_sha256"])
         self._unknown_action = policy["pickles.unknown_globals"]
         self._scan_first = bool(policy["pickles.scan_before_load"])
@@ -317,7 +315,7 @@ class PickleGuard(SessionGuardrail):
     def apply_policy(self, policy: Any) -> None:
         """Take the allow lists again (a review allowed a global): earlier decisions and
         scans, made under the old lists, are forgotten."""
-        self._allow = allow_list(policy["pickles.allow"], policy["pickles.allow_dangerous"])
+        self._allow = policy_allow_list(policy)
         self._decisions.clear()
         self._scans.clear()
 
@@ -371,10 +369,7 @@ class PickleGuard(SessionGuardrail):
         if decision.verdict.kind != "dangerous" or (ref.module, ref.name) not in ARGUMENT_CHECKED:
             return False  # the bytes stay, for a getattr further on
         data, load.data = load.data, None
-        scan_module = _scan_module()
-        if scan_module is None:
-            return False
-        scan: FileScan = scan_module.scan_bytes(data, name="<bytes>", allow=self._allow)
+        scan: FileScan = _scan_module().scan_bytes(data, name="<bytes>", allow=self._allow)
         load.scanned = True
         load.sha256 = scan.sha256
         load.vouched = _safe_uses_only(scan, scan.sha256)
@@ -583,29 +578,21 @@ class PickleGuard(SessionGuardrail):
             # The scanner hashes the file anyway (and remembers its digest in the
             # shared cache): its digest saves a second pass.
             scan = self._scan_before_load(path, load.loader)
-            load.scanned = scan is not None
-            if scan is not None and load.sha256 is None:
+            load.scanned = True
+            if load.sha256 is None:
                 load.sha256 = scan.sha256
         load.vouched = _safe_uses_only(scan, load.sha256)
 
     # --- the pre-load scan -----------------------------------------------------------------
 
-    def _scan_before_load(self, path: str, loader: str) -> FileScan | None:
-        scan_file = self._scan_function()
-        if scan_file is None:
-            return None
-        scan = scan_file(path, allow=self._allow)
+    def _scan_before_load(self, path: str, loader: str) -> FileScan:
+        scan: FileScan = _scan_module().scan_file(path, allow=self._allow)
         if scan.sha256 in self._scans:
             return scan  # this content's report was shown already
         self._scans[scan.sha256] = scan
         event_type = UnsafePickleFile if scan.verdict == "unsafe" else PickleScanned
         self.publish(event_type.from_scan(scan, path=path, loader=loader))
         return scan
-
-    def _scan_function(self) -> Callable[..., FileScan] | None:
-        if isinstance(self._scanner, _Allowed):
-            self._scanner = _find_scanner()
-        return self._scanner
 
     # --- reporting -------------------------------------------------------------------------
 
@@ -649,22 +636,12 @@ def _resolve_quietly(module: str, name: str) -> object:
         return UNRESOLVED
 
 
-def _find_scanner() -> Callable[..., FileScan] | None:
-    """``scan.scan_file`` if the static scanner is installed in this version."""
-    scan_module = _scan_module()
-    if scan_module is None:
-        return None
-    scan_file: Callable[..., FileScan] = scan_module.scan_file
-    return scan_file
+def _scan_module() -> ModuleType:
+    # Imported on first use, not at %load_ext: a kernel that never loads a file
+    # never pays for the static scanner's modules.
+    from mlsecops_jupyter.pickles import scan
 
-
-def _scan_module() -> ModuleType | None:
-    try:
-        return importlib.import_module("mlsecops_jupyter.pickles.scan")
-    except ModuleNotFoundError as error:
-        if error.name == "mlsecops_jupyter.pickles.scan":
-            return None
-        raise
+    return scan
 
 
 # --- which file --------------------------------------------------------------------------

@@ -114,6 +114,11 @@ class FileScan:
     def unknown(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.kind == "unknown")
 
+    @property
+    def flagged_globals(self) -> tuple[str, ...]:
+        """The dangerous and unknown globals found, each once, sorted."""
+        return tuple(sorted({f.ref.qualified for f in self.findings if f.kind != "safe"}))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlsecops_jupyter.pii.frames import (
+    SKIPPED_KINDS,
     ColumnSample,
     FrameSample,
     Kind,
@@ -32,7 +33,6 @@ from mlsecops_jupyter.pii.frames import (
 
 DATE_SAMPLE = 10_000
 SMALLEST_CANDIDATE_INTEGER = 1_000_000
-_SKIPPED_KINDS = ("float", "bool", "other", "null")
 
 
 def count_frame(frame: Any, *, seed: int = 0) -> FrameSample:
@@ -83,7 +83,7 @@ def counted_column(
 
 
 def _date_positions(n_rows: int, seed: int) -> list[int] | None:
-    return row_positions(n_rows, DATE_SAMPLE, full=False, seed=seed)
+    return row_positions(n_rows, DATE_SAMPLE, seed=seed)
 
 
 # --- pandas ------------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def _count_pandas(frame: Any, seed: int) -> FrameSample:
         dtype = series.dtype
         kind = _pandas_kind(dtype)
         label = frame.columns[j]
-        if kind in _SKIPPED_KINDS:
+        if kind in SKIPPED_KINDS:
             columns.append(_column(label, names[j], j, kind, str(dtype), [], n_rows))
         elif kind == "datetime":
             positions = _date_positions(n_rows, seed)
@@ -146,7 +146,7 @@ def _count_polars(frame: Any, seed: int) -> FrameSample:
         kind = _polars_kind(series.dtype)
         label = frame.columns[j]
         dtype = str(series.dtype)
-        if kind in _SKIPPED_KINDS:
+        if kind in SKIPPED_KINDS:
             columns.append(_column(label, names[j], j, kind, dtype, [], n_rows))
             continue
         if kind == "datetime":
@@ -186,7 +186,7 @@ def _count_pyarrow(frame: Any, seed: int) -> FrameSample:
         kind = _arrow_kind(column.type)
         label = frame.column_names[j]
         dtype = str(column.type)
-        if kind in _SKIPPED_KINDS:
+        if kind in SKIPPED_KINDS:
             columns.append(_column(label, names[j], j, kind, dtype, [], n_rows))
             continue
         if kind == "datetime":

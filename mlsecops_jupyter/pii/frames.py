@@ -22,6 +22,9 @@ Kind = Literal[
     "string", "integer", "float", "bool", "datetime", "binary", "nested", "null", "other"
 ]
 
+# Kinds whose cells are never read: no entity is recognised in them.
+SKIPPED_KINDS: tuple[Kind, ...] = ("float", "bool", "other", "null")
+
 # Below this share of non-null values in the sample, a column is resampled from
 # its non-null rows (sparse columns must not be judged on a handful of values).
 _RESAMPLE_NON_NULL_BELOW = 0.25
@@ -83,13 +86,9 @@ def frame_library(obj: Any) -> str | None:
     return None
 
 
-def is_frame(obj: Any) -> bool:
-    return frame_library(obj) is not None
-
-
-def row_positions(n_rows: int, sample_size: int, *, full: bool, seed: int = 0) -> list[int] | None:
+def row_positions(n_rows: int, sample_size: int, *, seed: int = 0) -> list[int] | None:
     """Sorted random row positions to sample, or None for every row."""
-    if full or n_rows <= sample_size:
+    if n_rows <= sample_size:
         return None
     # Seeded: the same frame gives the same report. Not a secret.
     return sorted(random.Random(seed).sample(range(n_rows), sample_size))  # noqa: S311
@@ -109,14 +108,14 @@ def unique_names(labels: Sequence[Any]) -> list[str]:
     return names
 
 
-def sample_frame(frame: Any, *, sample_size: int, full: bool, seed: int = 0) -> FrameSample:
+def sample_frame(frame: Any, *, sample_size: int, seed: int = 0) -> FrameSample:
     library = frame_library(frame)
     if library == "pandas":
-        return _sample_pandas(frame, sample_size, full, seed)
+        return _sample_pandas(frame, sample_size, seed)
     if library == "polars":
-        return _sample_polars(frame, sample_size, full, seed)
+        return _sample_polars(frame, sample_size, seed)
     if library == "pyarrow":
-        return _sample_pyarrow(frame, sample_size, full, seed)
+        return _sample_pyarrow(frame, sample_size, seed)
     if library == "spark":
         from mlsecops_jupyter.pii.spark_frames import sample_spark
 
@@ -242,9 +241,9 @@ def _pandas_kind(dtype: Any) -> Kind:
     return "other"
 
 
-def _sample_pandas(frame: Any, sample_size: int, full: bool, seed: int) -> FrameSample:
+def _sample_pandas(frame: Any, sample_size: int, seed: int) -> FrameSample:
     n_rows, n_cols = frame.shape
-    positions = row_positions(n_rows, sample_size, full=full, seed=seed)
+    positions = row_positions(n_rows, sample_size, seed=seed)
     sub = frame if positions is None else frame.take(positions)
     rows = len(sub)
     names = unique_names(list(frame.columns))
@@ -253,7 +252,7 @@ def _sample_pandas(frame: Any, sample_size: int, full: bool, seed: int) -> Frame
         series = sub.iloc[:, j]
         dtype = series.dtype
         kind = _pandas_kind(dtype)
-        if kind in ("float", "bool", "other"):
+        if kind in SKIPPED_KINDS:
             raw: list[Any] = []
         else:
             raw = series.tolist()
@@ -262,7 +261,7 @@ def _sample_pandas(frame: Any, sample_size: int, full: bool, seed: int) -> Frame
                 whole = frame.iloc[:, j]
                 kept = whole.dropna()
                 if len(kept) > non_null:
-                    take = row_positions(len(kept), sample_size, full=False, seed=seed)
+                    take = row_positions(len(kept), sample_size, seed=seed)
                     raw = (kept if take is None else kept.take(take)).tolist()
         columns.append(_column(frame.columns[j], names[j], j, kind, str(dtype), raw, rows))
     return FrameSample("pandas", n_rows, n_cols, columns, positions is None)
@@ -294,9 +293,9 @@ def _polars_kind(dtype: Any) -> Kind:
     return "other"
 
 
-def _sample_polars(frame: Any, sample_size: int, full: bool, seed: int) -> FrameSample:
+def _sample_polars(frame: Any, sample_size: int, seed: int) -> FrameSample:
     n_rows, n_cols = frame.shape
-    positions = row_positions(n_rows, sample_size, full=full, seed=seed)
+    positions = row_positions(n_rows, sample_size, seed=seed)
     sub = frame if positions is None else frame[positions]
     rows = sub.height
     names = unique_names(frame.columns)
@@ -304,13 +303,13 @@ def _sample_polars(frame: Any, sample_size: int, full: bool, seed: int) -> Frame
     for j, series in enumerate(sub.get_columns()):
         kind = _polars_kind(series.dtype)
         raw: list[Any] = []
-        if kind not in ("float", "bool", "other", "null"):
+        if kind not in SKIPPED_KINDS:
             raw = series.to_list()
             non_null = rows - series.null_count()
             if positions is not None and non_null < _RESAMPLE_NON_NULL_BELOW * rows:
                 kept = frame.get_columns()[j].drop_nulls()
                 if len(kept) > non_null:
-                    take = row_positions(len(kept), sample_size, full=False, seed=seed)
+                    take = row_positions(len(kept), sample_size, seed=seed)
                     raw = (kept if take is None else kept.gather(take)).to_list()
         columns.append(_column(frame.columns[j], names[j], j, kind, str(series.dtype), raw, rows))
     return FrameSample("polars", n_rows, n_cols, columns, positions is None)
@@ -344,9 +343,9 @@ def _arrow_kind(dtype: Any) -> Kind:
     return "other"
 
 
-def _sample_pyarrow(frame: Any, sample_size: int, full: bool, seed: int) -> FrameSample:
+def _sample_pyarrow(frame: Any, sample_size: int, seed: int) -> FrameSample:
     n_rows, n_cols = frame.num_rows, frame.num_columns
-    positions = row_positions(n_rows, sample_size, full=full, seed=seed)
+    positions = row_positions(n_rows, sample_size, seed=seed)
     sub = frame if positions is None else frame.take(positions)
     names = unique_names(frame.column_names)
     columns = []
@@ -354,7 +353,7 @@ def _sample_pyarrow(frame: Any, sample_size: int, full: bool, seed: int) -> Fram
         column = sub.column(j)
         kind = _arrow_kind(column.type)
         raw: list[Any] = []
-        if kind not in ("float", "bool", "other", "null"):
+        if kind not in SKIPPED_KINDS:
             raw = column.to_pylist()
             non_null = len(column) - column.null_count
             if positions is not None and non_null < _RESAMPLE_NON_NULL_BELOW * len(column):
@@ -362,7 +361,7 @@ def _sample_pyarrow(frame: Any, sample_size: int, full: bool, seed: int) -> Fram
 
                 kept = pc.drop_null(frame.column(j))
                 if len(kept) > non_null:
-                    take = row_positions(len(kept), sample_size, full=False, seed=seed)
+                    take = row_positions(len(kept), sample_size, seed=seed)
                     raw = (kept if take is None else kept.take(take)).to_pylist()
         label = frame.column_names[j]
         columns.append(_column(label, names[j], j, kind, str(column.type), raw, sub.num_rows))

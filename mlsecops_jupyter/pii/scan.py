@@ -68,7 +68,7 @@ def scan_frame(
     elif full:
         sample = count_frame(frame, seed=seed)
     else:
-        sample = sample_frame(frame, sample_size=sample_size, full=False, seed=seed)
+        sample = sample_frame(frame, sample_size=sample_size, seed=seed)
     per_column = max(sample.n_rows, 1) if full else 1
     total = per_column * len(sample.columns)
     done = 0

@@ -20,19 +20,19 @@ is what ``df.count()`` plus one pass over the columns it reads cost. The
 post-cell guard therefore waits only briefly for it (see :mod:`.spark_post_cell`).
 
 pyspark is never imported here: a Spark DataFrame is recognised through
-``sys.modules``, as frames.py does for polars.
+``sys.modules`` (:func:`.frames.frame_library`), as polars frames are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 from mlsecops_jupyter.pii.frames import (
     _RESAMPLE_NON_NULL_BELOW,
+    SKIPPED_KINDS,
     ColumnSample,
     FrameSample,
     Kind,
@@ -42,7 +42,6 @@ from mlsecops_jupyter.pii.frames import (
 )
 
 JOB_TAG = "mlsecops-pii-scan"
-SKIPPED_KINDS: tuple[Kind, ...] = ("float", "bool", "other", "null")
 # Rows collected for a sparse column's second look stay below this many times the sample.
 _SPARSE_CAP = 4
 
@@ -67,18 +66,6 @@ _KINDS: dict[str, Kind] = {
     "StructType": "nested",
     "NullType": "null",
 }
-
-
-def spark_frame_types() -> tuple[type, ...]:
-    """pyspark's DataFrame class (classic and Spark Connect share it), if pyspark is imported."""
-    module = sys.modules.get("pyspark.sql.dataframe")
-    cls = getattr(module, "DataFrame", None) if module is not None else None
-    return (cls,) if isinstance(cls, type) else ()
-
-
-def is_spark_frame(obj: Any) -> bool:
-    types = spark_frame_types()
-    return bool(types) and isinstance(obj, types)
 
 
 def spark_kind(data_type: Any) -> Kind:
@@ -204,7 +191,7 @@ def sample_spark(
                 )
             table = chosen.toArrow()
             rows = table.num_rows
-            positions = row_positions(rows, sample_size, full=False, seed=seed)
+            positions = row_positions(rows, sample_size, seed=seed)
             if positions is not None:
                 table = table.take(positions)
                 rows = len(positions)
@@ -253,5 +240,5 @@ def _resample_sparse(
     for i, j in enumerate(sparse):
         kept = [v for v in table.column(i).to_pylist() if v is not None]
         if len(kept) > sum(v is not None for v in values[j]):
-            take = row_positions(len(kept), sample_size, full=False, seed=seed)
+            take = row_positions(len(kept), sample_size, seed=seed)
             values[j] = kept if take is None else [kept[p] for p in take]

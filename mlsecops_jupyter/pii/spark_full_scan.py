@@ -162,7 +162,8 @@ def classify_on_executors(
 
 @dataclasses.dataclass
 class _Merged:
-    """A column's shipped evidence (masked, digested), merged from several parts."""
+    """A column's evidence merged from several parts: a partition's own (raw, not yet
+    shipped), or the shipped parts (masked, digested) of a column (:meth:`add`)."""
 
     rows: int = 0
     cells: Any = None  # CellEvidence
@@ -409,11 +410,11 @@ def _evidence_of_partition(
     )
     use_ner = recognizers.spacy_pipeline(plan.spacy_model) is not None  # as tally_free_text
     texts_left = {c.index: math.ceil(plan.max_texts / partitions) for c in plan.columns}
-    parts: dict[int, _Part] = {}
+    parts: dict[int, _Merged] = {}  # this partition's evidence, not yet shipped
     for batch in batches:
         for c, group in batch.groupby("c", sort=False):
             column = plan.column(int(c))
-            part = parts.setdefault(column.index, _Part())
+            part = parts.setdefault(column.index, _Merged())
             sample = _counted_sample(column, group)
             part.rows += sample.n_values
             if column.cells:
@@ -453,13 +454,6 @@ def merge_column_parts(group: Any) -> Any:
         merged.add(int(rows), json.loads(text))
     column = int(group["c"].iloc[0])
     return pd.DataFrame({"c": [column], "rows": [merged.rows], "evidence": [merged.shipped()]})
-
-
-@dataclasses.dataclass
-class _Part:
-    rows: int = 0
-    cells: Any = None
-    free_text: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _counted_sample(column: ColumnPlan, group: Any) -> ColumnSample:

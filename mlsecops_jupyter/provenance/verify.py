@@ -6,7 +6,6 @@ Each check is named in the result (``envelope``, ``signature``, ``statement``,
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import json
@@ -147,7 +146,3 @@ def verify_envelope(
         else:
             checks.append(Check("companion", True, f"{path.name}: sha256 matches"))
     return done(statement)
-
-
-def decode_payload(envelope: dict[str, Any]) -> bytes:
-    return base64.b64decode(envelope["payload"])

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 from collections.abc import Iterable
 from datetime import date
-from inspect import getattr_static
 from typing import Any, Literal
 
 from mlsecops_jupyter.events import Record
-from mlsecops_jupyter.pickles.globals_policy import classify, normalize
+from mlsecops_jupyter.pickles.globals_policy import (
+    UNRESOLVED,
+    classify,
+    loaded_attribute,
+    normalize,
+)
 from mlsecops_jupyter.pickles.verdicts import GlobalVerdict
 from mlsecops_jupyter.review.column_reviews import VERDICTS, ColumnReview
 from mlsecops_jupyter.review.errors import ReviewError
@@ -346,15 +349,8 @@ def _already_imported(module: str, name: str) -> object:
     guard imports a global's module when it first meets it, so a global that was
     warned about or blocked is found here.
     """
-    from mlsecops_jupyter.pickles.globals_policy import UNRESOLVED
-
-    found: object = sys.modules.get(module)
-    for part in name.split("."):
-        if found is None:
-            return UNRESOLVED
-        found = getattr_static(found, part, None)
-    if isinstance(found, (staticmethod, classmethod)):
-        return found.__func__
+    # globals_policy's own look-up (for its denied objects): one way to find an object.
+    found = loaded_attribute(module, name)
     return UNRESOLVED if found is None else found
 
 
@@ -409,12 +405,12 @@ def justify_dataset(session: Session, reason: str, *, rule: int | None = None) -
 
 def _dataset_guard(session: Session) -> Any:
     from mlsecops_jupyter import extension
-    from mlsecops_jupyter.datasets.guard import DatasetGuard
+    from mlsecops_jupyter.datasets.commands import dataset_guard
 
     loaded = extension.loaded_extension()
     if loaded is None or loaded.session is not session:
         return None
-    return next((g for g in loaded.guardrails if isinstance(g, DatasetGuard)), None)
+    return dataset_guard()
 
 
 # --- shared ------------------------------------------------------------------------------

@@ -28,18 +28,15 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-import tomlkit.items
-
+# tomlkit is imported by the functions that edit: `%mlsecops` loads this module at
+# start-up (`%load_ext`), and edits are rare.
 from mlsecops_jupyter.policy import (
     POLICY_FILENAME,
-    PYPROJECT_FILENAME,
     PolicyError,
     check_policy_file,
 )
@@ -104,13 +101,6 @@ class ListEdit:
             return self.replaces(existing)
         return bool(existing == self.item)
 
-    def already_there(self, policy_table: Mapping[str, Any]) -> bool:
-        section = policy_table.get(self.section)
-        current = section.get(self.key) if isinstance(section, Mapping) else None
-        return isinstance(current, list) and any(
-            _plain(entry) == _plain(self.item) for entry in current
-        )
-
     def apply_plain(self, policy_table: dict[str, Any]) -> None:
         """The edit on the parsed document: what the edited file must mean."""
         section = policy_table.setdefault(self.section, {})
@@ -124,6 +114,8 @@ class ListEdit:
 
     def apply_toml(self, policy_table: Any, *, inline: bool) -> None:
         """The edit on the tomlkit document, as an array of tables unless ``inline``."""
+        import tomlkit.items
+
         if self.section not in policy_table:
             policy_table[self.section] = tomlkit.table()
         section = policy_table[self.section]
@@ -160,6 +152,8 @@ class ListEdit:
         entries[index] = self.item
 
     def _append(self, entries: Any) -> None:
+        import tomlkit.items
+
         if isinstance(entries, tomlkit.items.AoT):
             table = tomlkit.table()
             if self.note:
@@ -292,6 +286,8 @@ def _propose(target: PolicyTarget, edit: ListEdit) -> PolicyChange:
 
 def _render(before: str, target: PolicyTarget, edit: ListEdit, expected: dict[str, Any]) -> str:
     """The edited text, in the first rendering that means exactly ``expected``."""
+    import tomlkit.items
+
     for inline in (False, True):
         document = tomlkit.parse(before)
         try:
@@ -328,6 +324,8 @@ def _policy_table_plain(document: dict[str, Any], target: PolicyTarget) -> dict[
 
 
 def _policy_table_toml(document: Any, target: PolicyTarget) -> Any:
+    import tomlkit.items
+
     if not target.pyproject:
         return document
     if "tool" not in document:
@@ -350,13 +348,8 @@ def _check_no_new_errors(target: PolicyTarget, before: str | None, after: str) -
 
 
 def _errors_of(target: PolicyTarget, text: str) -> list[PolicyError]:
-    # The loader's own check, on a copy under the same file name (the name tells
-    # a pyproject.toml from an mlsecops.toml).
-    name = PYPROJECT_FILENAME if target.pyproject else POLICY_FILENAME
-    with tempfile.TemporaryDirectory(prefix="mlsecops-policy-") as directory:
-        copy_path = Path(directory) / name
-        copy_path.write_text(text, encoding="utf-8")
-        return check_policy_file(copy_path)
+    # The loader's own check, on the text as the target file's content (nothing written).
+    return check_policy_file(target.path, text=text)
 
 
 def _diff(path: Path, before: str | None, after: str) -> str:

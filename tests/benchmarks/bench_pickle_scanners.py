@@ -130,8 +130,7 @@ def mlsecops_verdict(path: Path) -> Verdict:
     except Exception as error:
         return Verdict(ERROR, f"{type(error).__name__}: {error}"[:80])
     outcome = {"unsafe": FLAGGED, "review": REVIEW, "safe": CLEAN}[scan.verdict]
-    names = sorted({f.ref.qualified for f in scan.findings if f.kind != "safe"})
-    return Verdict(outcome, ", ".join(names + list(scan.errors))[:120])
+    return Verdict(outcome, ", ".join(scan.flagged_globals + scan.errors)[:120])
 
 
 def static_scanners() -> list[StaticScanner]:

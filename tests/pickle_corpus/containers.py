@@ -21,8 +21,8 @@ _LOCAL_HEADER = b"PK\x03\x04"
 _CENTRAL_HEADER = b"PK\x01\x02"
 
 # torch.serialization's legacy (pre-1.6, non-zip) format starts with these pickles.
-TORCH_LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
-TORCH_LEGACY_PROTOCOL_VERSION = 1001
+TORCH_LEGACY_MAGIC_NUMBER = torch.serialization.MAGIC_NUMBER
+TORCH_LEGACY_PROTOCOL_VERSION = torch.serialization.PROTOCOL_VERSION
 
 
 def torch_save_zip(obj: Any, path: Path) -> Path:

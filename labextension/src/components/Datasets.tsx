@@ -41,6 +41,10 @@ export function shortUri(uri: string): string {
   if (!uri.startsWith('file://')) {
     return uri;
   }
-  const parts = decodeURIComponent(uri.slice('file://'.length)).split('/');
-  return parts.slice(-2).join('/');
+  return lastTwoSegments(decodeURIComponent(uri.slice('file://'.length)));
+}
+
+/** `dir/file` of a path: enough to tell files apart in a narrow panel. */
+export function lastTwoSegments(path: string): string {
+  return path.split('/').slice(-2).join('/');
 }

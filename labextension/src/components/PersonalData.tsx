@@ -1,7 +1,7 @@
 import React from 'react';
 
 import { IPiiColumn, IPiiFrameRow, IPiiReview, verdictLabel } from '../model';
-import { Section } from './Section';
+import { Section, SubList } from './Section';
 
 export interface IPersonalDataProps {
   frames: IPiiFrameRow[];
@@ -62,32 +62,27 @@ export function PersonalData({ frames, otherReviews }: IPersonalDataProps): JSX.
           </li>
         ))}
       </ul>
-      {otherReviews.length > 0 ? (
-        <>
-          <p className="mlsecops-Dim">Reviewed columns</p>
-          <ul className="mlsecops-List">
-            {otherReviews.map(review => (
-              <li
-                key={review.key}
-                className="mlsecops-Item mlsecops-Item-reviewed"
-                data-kind="pii-review"
-                data-column={review.column}
-                data-verdict={review.verdict}
-                data-source={review.source}
-              >
-                <div className="mlsecops-Item-title">
-                  <code>
-                    {review.variable !== null ? `${review.variable}.` : ''}
-                    {review.column}
-                  </code>
-                  <VerdictBadge review={review} />
-                </div>
-                <ReviewReason review={review} />
-              </li>
-            ))}
-          </ul>
-        </>
-      ) : null}
+      <SubList title="Reviewed columns">
+        {otherReviews.map(review => (
+          <li
+            key={review.key}
+            className="mlsecops-Item mlsecops-Item-reviewed"
+            data-kind="pii-review"
+            data-column={review.column}
+            data-verdict={review.verdict}
+            data-source={review.source}
+          >
+            <div className="mlsecops-Item-title">
+              <code>
+                {review.variable !== null ? `${review.variable}.` : ''}
+                {review.column}
+              </code>
+              <VerdictBadge review={review} />
+            </div>
+            <ReviewReason review={review} />
+          </li>
+        ))}
+      </SubList>
     </Section>
   );
 }

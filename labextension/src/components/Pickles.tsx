@@ -1,7 +1,8 @@
 import React from 'react';
 
 import { IPickleAllowance, IPickleGlobal, IPickleRow } from '../model';
-import { Section } from './Section';
+import { lastTwoSegments } from './Datasets';
+import { Section, SubList } from './Section';
 
 const LABELS: { [status: string]: string } = {
   blocked: 'blocked',
@@ -40,7 +41,7 @@ export function Pickles({ rows, allowed }: IPicklesProps): JSX.Element {
               <span className={`mlsecops-Badge mlsecops-Badge-${row.status}`}>
                 {LABELS[row.status]}
               </span>{' '}
-              {row.path.split('/').slice(-2).join('/')}
+              {lastTwoSegments(row.path)}
             </div>
             {row.globals.length ? (
               <ul className="mlsecops-Globals">
@@ -57,36 +58,31 @@ export function Pickles({ rows, allowed }: IPicklesProps): JSX.Element {
           </li>
         ))}
       </ul>
-      {allowed.length > 0 ? (
-        <>
-          <p className="mlsecops-Dim">Allowed globals</p>
-          <ul className="mlsecops-List">
-            {allowed.map(allowance => (
-              <li
-                key={allowance.key}
-                className={
-                  allowance.dangerous
-                    ? 'mlsecops-Item mlsecops-Item-dangerous'
-                    : 'mlsecops-Item mlsecops-Item-reviewed'
-                }
-                data-kind="pickle-allowed"
-                data-global={allowance.qualified}
-                data-scope={allowance.scope}
-              >
-                <div className="mlsecops-Item-title">
-                  <code>{allowance.qualified}</code>
-                  <AllowedBadges allowance={allowance} />
-                </div>
-                <div className="mlsecops-Item-meta">
-                  {allowance.reason}
-                  {allowance.policyPath ? ` · ${allowance.policyPath}` : ''}
-                  {allowance.cell !== null ? ` · cell ${allowance.cell}` : ''}
-                </div>
-              </li>
-            ))}
-          </ul>
-        </>
-      ) : null}
+      <SubList title="Allowed globals">
+        {allowed.map(allowance => (
+          <li
+            key={allowance.key}
+            className={
+              allowance.dangerous
+                ? 'mlsecops-Item mlsecops-Item-dangerous'
+                : 'mlsecops-Item mlsecops-Item-reviewed'
+            }
+            data-kind="pickle-allowed"
+            data-global={allowance.qualified}
+            data-scope={allowance.scope}
+          >
+            <div className="mlsecops-Item-title">
+              <code>{allowance.qualified}</code>
+              <AllowedBadges allowance={allowance} />
+            </div>
+            <div className="mlsecops-Item-meta">
+              {allowance.reason}
+              {allowance.policyPath ? ` · ${allowance.policyPath}` : ''}
+              {allowance.cell !== null ? ` · cell ${allowance.cell}` : ''}
+            </div>
+          </li>
+        ))}
+      </SubList>
     </Section>
   );
 }

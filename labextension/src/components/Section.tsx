@@ -35,3 +35,16 @@ export function Section(props: ISectionProps): JSX.Element {
     </section>
   );
 }
+
+/** A titled list under a section's main one (what a person reviewed or allowed); none if empty. */
+export function SubList(props: { title: string; children: JSX.Element[] }): JSX.Element | null {
+  if (props.children.length === 0) {
+    return null;
+  }
+  return (
+    <>
+      <p className="mlsecops-Dim">{props.title}</p>
+      <ul className="mlsecops-List">{props.children}</ul>
+    </>
+  );
+}
